@@ -1,0 +1,49 @@
+"""Run the simulator: `matomo-simulator --port 8765 --token demo-token --days 3`."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+from matomo_simulator.dataset import World
+from matomo_simulator.server import MatomoSimulator
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="A local Matomo 5 API simulator (127.0.0.1 only).")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--token", default="demo-token", help="the token_auth it accepts")
+    parser.add_argument("--days", type=float, default=3, help="days of history to generate, up to now")
+    parser.add_argument("--visits-per-day", type=int, default=300, help="per site")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--sites", default="1,2,3,4", help="comma list of the built-in sites to serve")
+    parser.add_argument("--live-every", type=float, default=0, help="seconds between simulated new hits (0: none)")
+    args = parser.parse_args(argv)
+
+    world = World(seed=args.seed)
+    keep = {int(s) for s in args.sites.split(",")}
+    world.sites = {i: s for i, s in world.sites.items() if i in keep}
+    now = datetime.now(UTC)
+    world.generate(now - timedelta(days=args.days), now - timedelta(minutes=1), args.visits_per_day)
+    sim = MatomoSimulator(world, {args.token: None}, port=args.port).start()
+    print(f"Matomo simulator on {sim.url} with {len(world.visits)} visits on sites {sorted(keep)}", flush=True)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(args.live_every or 3600):
+            if args.live_every:
+                for idsite in world.sites:
+                    world.add_visit(idsite, int(time.time()) - 1)
+    except KeyboardInterrupt:
+        pass
+    sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""The simulator's HTTP server: Matomo's API rules (see docs/matomo-api.md), faults, and a request log.
+
+Bound to 127.0.0.1 only. Tokens are accepted only in the POST body, as Matomo 5 does with its
+"secure only" tokens; one found in the URL is refused and remembered (`token_in_url`).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import typing as t
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from matomo_simulator.dataset import World
+from matomo_simulator.render import render_custom_dimensions, render_goals, render_site, render_visit
+
+VERSION = "5.0.2"
+QUERY_TIMEOUT = (
+    "Could not run the query in time. Please try again later or reduce the date range "
+    "(live_query_max_execution_time)."
+)
+BAD_TOKEN = "Unable to authenticate with the provided token. It is either invalid or expired."
+BAD_DATE = (
+    "Date format must be: YYYY-MM-DD, or 'today' or 'yesterday' or any keyword supported by the "
+    "strtotime function (see http://php.net/strtotime for more information): {value}"
+)
+HTML_PAGE = "<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Oops</h1></body></html>"
+
+
+class MatomoError(Exception):
+    """Answered as Matomo's `{"result":"error"}` envelope with the given HTTP status."""
+
+    def __init__(self, message: str, status: int = 200) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass
+class Fault:
+    """One misbehaviour, served instead of (or around) the next `times` matching answers.
+
+    kinds: `status` (HTTP `status` with an HTML body), `rate_limit` (429 + Retry-After),
+    `slow` (answers after `delay` s), `reset` (closes the connection), `truncated` (half a
+    JSON body), `html` (200 with a web page), `empty` (200, no body), `query_timeout`
+    (Matomo's "Could not run the query in time" envelope), `envelope` (any error `message`).
+    """
+
+    kind: str
+    times: int = 1
+    method: str | None = "Live.getLastVisitsDetails"
+    status: int = 500
+    delay: float = 0.0
+    retry_after: int = 1
+    message: str = ""
+
+
+@dataclass
+class RecordedRequest:
+    http_method: str
+    raw_url: str
+    params: dict[str, str]
+    form_keys: list[str]
+    token_in_body: bool
+
+
+@dataclass
+class Tokens:
+    """token -> the site ids it may view (None: every site)."""
+
+    grants: dict[str, set[int] | None] = field(default_factory=dict)
+
+    def sites_for(self, token: str) -> set[int] | None:
+        return self.grants[token]
+
+
+class MatomoSimulator:
+    """Serves a World over HTTP like Matomo 5; start() / stop(), or use it as a context manager."""
+
+    def __init__(
+        self,
+        world: World,
+        tokens: dict[str, set[int] | None],
+        *,
+        numeric_strings: bool = False,
+        port: int = 0,
+        now: t.Callable[[], float] = time.time,
+    ) -> None:
+        self.world = world
+        self.tokens = Tokens(tokens)
+        self.numeric_strings = numeric_strings
+        self.now = now
+        self.faults: list[Fault] = []
+        self.before_live_request: list[t.Callable[[MatomoSimulator, dict[str, str]], None]] = []
+        self.requests: list[RecordedRequest] = []
+        self.token_in_url = False
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> MatomoSimulator:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="matomo-simulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> MatomoSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def inject(self, fault: Fault) -> None:
+        with self._lock:
+            self.faults.append(fault)
+
+    def live_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.params.get("method") == "Live.getLastVisitsDetails"]
+
+    def take_fault(self, method: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.method in (None, method) and fault.times > 0:
+                    fault.times -= 1
+                    if fault.times == 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    # -- the API -----------------------------------------------------------------------------
+
+    def answer(self, params: dict[str, str], token: str | None) -> t.Any:
+        """The JSON answer to one API call, or MatomoError."""
+        method = params.get("method", "")
+        module = params.get("module")
+        if module != "API":
+            raise MatomoError("The parameter 'module' must be API", 400)
+        raw_site = params.get("idSite")
+        if token is None:
+            raise MatomoError(f"You can't access this resource as it requires 'view' access for the website id = {raw_site or 1}.", 401)
+        if token not in self.tokens.grants:
+            raise MatomoError(BAD_TOKEN, 401)
+        allowed = self.tokens.sites_for(token)
+        world = self.world
+        if method == "API.getMatomoVersion":
+            return {"value": VERSION}
+        if method == "SitesManager.getSitesWithAtLeastViewAccess":
+            return [render_site(s) for i, s in sorted(world.sites.items()) if allowed is None or i in allowed]
+        handlers = {
+            "SitesManager.getSiteFromId": lambda site: render_site(site),
+            "CustomDimensions.getConfiguredCustomDimensions": render_custom_dimensions,
+            "Goals.getGoals": render_goals,
+            "Live.getLastVisitsDetails": lambda site: self._live(site.idsite, params),
+            "VisitsSummary.get": lambda site: self._visits_summary(site.idsite, params),
+        }
+        if method not in handlers:
+            module_name, _, name = method.partition(".")
+            raise MatomoError(
+                f"The method '{name}' does not exist or is not available in the module '\\Piwik\\Plugins\\{module_name}\\API'."
+            )
+        try:
+            idsite = int(raw_site or "")
+        except ValueError as exc:
+            raise MatomoError(f"An unexpected website was found in the request: website id was set to '{raw_site}' .") from exc
+        if idsite not in world.sites:
+            raise MatomoError(f"An unexpected website was found in the request: website id was set to '{idsite}' .")
+        if allowed is not None and idsite not in allowed:
+            raise MatomoError(f"You can't access this resource as it requires 'view' access for the website id = {idsite}.", 401)
+        return handlers[method](world.sites[idsite])
+
+    def _day(self, value: str) -> date:
+        today_utc = datetime.fromtimestamp(self.now(), UTC).date()
+        if value == "today":
+            return today_utc
+        if value == "yesterday":
+            return today_utc - timedelta(days=1)
+        try:
+            return date.fromisoformat(value)
+        except ValueError as exc:
+            raise MatomoError(BAD_DATE.format(value="false")) from exc
+
+    def _window(self, idsite: int, params: dict[str, str]) -> tuple[int | None, int | None]:
+        """[lo, hi] on last action time; `period=day` in the site's timezone, with the 'today' rule."""
+        period, value = params.get("period"), params.get("date")
+        if not period and not value:
+            return None, None
+        if not period or not value:
+            raise MatomoError("To filter by date, both 'period' and 'date' must be set.")
+        if period != "day":
+            raise MatomoError(f"The simulator answers period=day only, not '{period}'.")
+        day = self._day(value)
+        site = self.world.sites[idsite]
+        today_local = datetime.fromtimestamp(self.now(), site.tz).date()
+        if day == today_local:  # Matomo: from yesterday 00:00, no end bound
+            lo, _ = self.world.site_day_bounds(idsite, day - timedelta(days=1))
+            return lo, None
+        return self.world.site_day_bounds(idsite, day)
+
+    def _live(self, idsite: int, params: dict[str, str]) -> list[dict]:
+        lo, hi = self._window(idsite, params)
+        min_ts = int(params["minTimestamp"]) if params.get("minTimestamp") else None
+        descending = params.get("filter_sort_order", "desc") != "asc"
+        limit = int(params.get("filter_limit", 10))
+        offset = int(params.get("filter_offset", 0))
+        with self.world.lock:
+            matched = [
+                v for v in self.world.visits.values()
+                if v.idsite == idsite
+                and (lo is None or v.last_action >= lo)
+                and (hi is None or v.last_action <= hi)
+                and (min_ts is None or v.last_action > min_ts)
+                and v.last_action <= self.now()
+            ]
+            matched.sort(key=lambda v: (v.last_action, v.idvisit), reverse=descending)
+            page = matched[offset:] if limit == -1 else matched[offset : offset + limit]
+            return [render_visit(self.world, v, numeric_strings=self.numeric_strings) for v in page]
+
+    def _visits_summary(self, idsite: int, params: dict[str, str]) -> dict:
+        lo, hi = self.world.site_day_bounds(idsite, self._day(params.get("date", "today")))
+        with self.world.lock:
+            # Matomo's archives count a visit on the day of its first action.
+            visits = [v for v in self.world.visits.values() if v.idsite == idsite and lo <= v.first_action < hi]
+            actions = sum(render_visit(self.world, v)["actions"] for v in visits)
+        return {"nb_visits": len(visits), "nb_actions": actions}
+
+
+def _handler_for(sim: MatomoSimulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "Apache"
+        sys_version = ""
+
+        def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002 - quiet
+            return
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._serve(form={})
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length).decode() if length else ""
+            self._serve(form={k: v[-1] for k, v in parse_qs(raw, keep_blank_values=True).items()})
+
+        def _serve(self, form: dict[str, str]) -> None:
+            parts = urlsplit(self.path)
+            params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+            sim.requests.append(
+                RecordedRequest(self.command, self.path, params, sorted(form), "token_auth" in form)
+            )
+            method = params.get("method", "")
+            if "token_auth" in params:
+                sim.token_in_url = True
+                self._json(401, {"result": "error", "message": BAD_TOKEN})
+                return
+            fault = sim.take_fault(method)
+            if fault and self._apply(fault):
+                return
+            if method == "Live.getLastVisitsDetails":
+                for hook in list(sim.before_live_request):
+                    hook(sim, params)
+            try:
+                body = sim.answer(params, form.get("token_auth"))
+                status = 200
+            except MatomoError as exc:
+                body, status = {"result": "error", "message": exc.message}, exc.status
+            if fault and fault.kind == "truncated":
+                encoded = json.dumps(body).encode()
+                self._raw(200, encoded[: max(1, len(encoded) // 2)], "application/json")
+                return
+            self._json(status, body)
+
+        def _apply(self, fault: Fault) -> bool:
+            """Serve the fault; True when nothing else must be sent."""
+            if fault.kind == "slow":
+                time.sleep(fault.delay)
+                return False
+            if fault.kind == "truncated":
+                return False
+            if fault.kind == "reset":
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                self.close_connection = True
+                self.connection.close()
+                return True
+            if fault.kind == "status":
+                self._raw(fault.status, HTML_PAGE.encode(), "text/html")
+            elif fault.kind == "rate_limit":
+                self._raw(429, b"Too Many Requests", "text/plain", {"Retry-After": str(fault.retry_after)})
+            elif fault.kind == "html":
+                self._raw(200, HTML_PAGE.encode(), "text/html")
+            elif fault.kind == "empty":
+                self._raw(200, b"", "application/json")
+            elif fault.kind == "query_timeout":
+                self._json(200, {"result": "error", "message": QUERY_TIMEOUT})
+            elif fault.kind == "envelope":
+                self._json(fault.status if fault.status != 500 else 200, {"result": "error", "message": fault.message})
+            else:
+                msg = f"unknown fault kind {fault.kind!r}"
+                raise ValueError(msg)
+            return True
+
+        def _json(self, status: int, body: t.Any) -> None:
+            self._raw(status, json.dumps(body, ensure_ascii=False).encode(), "application/json; charset=utf-8")
+
+        def _raw(self, status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timeout test)
+
+    return Handler

@@ -1,0 +1,1 @@
+"""Singer tap for Matomo's raw analytics (Live.getLastVisitsDetails)."""

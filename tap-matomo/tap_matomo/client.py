@@ -1,0 +1,185 @@
+"""The base stream for Matomo's HTTP API: POST with the token in the body, response checks, retries.
+
+Matomo's HTTP status is not reliable (most errors come back as 200 with an error envelope),
+so every body is parsed and checked here, whatever its status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import typing as t
+from http import HTTPStatus
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.streams import RESTStream
+
+if t.TYPE_CHECKING:
+    from backoff.types import Details
+    from singer_sdk.helpers.types import Context
+
+QUERY_TIMEOUT_MESSAGE = "Could not run the query in time"
+_AUTH_MESSAGES = ("Unable to authenticate", "requires 'view' access", "token_auth")
+_BODY_EXCERPT = 160
+_MIN_PAGE_SIZE = 10
+
+
+class MatomoAuthError(FatalAPIError):
+    """Matomo refused the token (bad, expired, or without view access to a site)."""
+
+
+class MatomoQueryTimeoutError(RetriableAPIError):
+    """Matomo hit live_query_max_execution_time: retried with a smaller page."""
+
+
+def _excerpt(response: requests.Response) -> str:
+    body = response.text.strip().replace("\n", " ")
+    return body[:_BODY_EXCERPT] + ("..." if len(body) > _BODY_EXCERPT else "")
+
+
+def matomo_json(response: requests.Response) -> t.Any:
+    """The decoded body, parsed once per response (validation, parsing and paging all need it)."""
+    cached = getattr(response, "_matomo_json", None)
+    if cached is None:
+        cached = response.json()
+        response._matomo_json = cached  # type: ignore[attr-defined]  # noqa: SLF001
+    return cached
+
+
+class MatomoStream(RESTStream):
+    """Calls `{url}/index.php?module=API&method=...&format=JSON` by POST, `token_auth` in the form body."""
+
+    http_method = "POST"
+    path = "/index.php"
+    payload_as_json = False
+    records_jsonpath = "$[*]"
+    #: The API method, e.g. `SitesManager.getSitesWithAtLeastViewAccess`.
+    api_method: str
+
+    @property
+    def url_base(self) -> str:
+        url = self.config["url"].rstrip("/")
+        return url.removesuffix("/index.php")
+
+    @property
+    def timeout(self) -> int:
+        return int(self.config.get("request_timeout", 120))
+
+    @property
+    def user_agent(self) -> str:
+        return f"tap-matomo/{self._tap.plugin_version} (+singer-sdk)"
+
+    def site_label(self, context: Context | None) -> str:
+        return f"site {context['idsite']}" if context and "idsite" in context else "all sites"
+
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:  # noqa: ARG002
+        params: dict[str, t.Any] = {"module": "API", "method": self.api_method, "format": "JSON"}
+        if context and "idsite" in context:
+            params["idSite"] = context["idsite"]
+        return params
+
+    def prepare_request_payload(self, context: Context | None, next_page_token: t.Any) -> dict:  # noqa: ARG002
+        # Matomo 5 rejects "secure only" tokens found in the URL: the body is the only place.
+        return {"token_auth": self.config["token_auth"]}
+
+    def _describe(self, response: requests.Response) -> str:
+        params = dict(parse_qsl(urlsplit(response.request.url or "").query))
+        where = f"site {params['idSite']}" if "idSite" in params else self.url_base
+        return f"Matomo {params.get('method', self.api_method)} for {where}"
+
+    def validate_response(self, response: requests.Response) -> None:
+        """Check status and body: Matomo's error envelope can come with any status."""
+        status = response.status_code
+        what = self._describe(response)
+        try:
+            body = matomo_json(response)
+        except (ValueError, requests.exceptions.JSONDecodeError) as exc:
+            msg = f"{what}: HTTP {status}, body is not JSON ({_excerpt(response) or 'empty body'})"
+            if status == HTTPStatus.OK or status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == 429:
+                # A truncated or garbled answer: worth another try.
+                raise RetriableAPIError(msg, response) from exc
+            raise FatalAPIError(msg) from exc
+
+        if isinstance(body, dict) and body.get("result") == "error":
+            message = str(body.get("message", "")).strip()
+            if QUERY_TIMEOUT_MESSAGE in message:
+                raise MatomoQueryTimeoutError(f"{what}: {message}", response)
+            if status == HTTPStatus.UNAUTHORIZED or any(m in message for m in _AUTH_MESSAGES):
+                msg = (
+                    f"{what}: Matomo rejected token_auth (HTTP {status}): {message} "
+                    "Check token_auth and that its user has view access to the site."
+                )
+                raise MatomoAuthError(msg)
+            if status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == 429:
+                raise RetriableAPIError(f"{what}: HTTP {status}: {message}", response)
+            raise FatalAPIError(f"{what}: Matomo error (HTTP {status}): {message}")
+
+        if status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == 429:
+            raise RetriableAPIError(f"{what}: HTTP {status} {response.reason}", response)
+        if status >= HTTPStatus.BAD_REQUEST:
+            raise FatalAPIError(f"{what}: HTTP {status} {response.reason}: {_excerpt(response)}")
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+        body = matomo_json(response)
+        if isinstance(body, dict):  # Goals.getGoals answers an object keyed by id on some versions
+            body = list(body.values())
+        if not isinstance(body, list):
+            msg = f"{self._describe(response)}: expected a JSON list, got {type(body).__name__}"
+            raise FatalAPIError(msg)
+        yield from body
+
+    # Retries: exponential backoff, Retry-After honoured, smaller pages after query timeouts.
+
+    def backoff_max_tries(self) -> int:
+        return int(self.config.get("max_retries", 5)) + 1
+
+    def backoff_wait_generator(self) -> t.Generator[float, None, None]:
+        base = float(self.config.get("retry_backoff_seconds", 2.0))
+
+        def wait(exception: Exception) -> float:
+            response = getattr(exception, "response", None)
+            retry_after = response.headers.get("Retry-After") if response is not None else None
+            if retry_after and retry_after.isdigit():
+                return float(retry_after)
+            wait.attempt += 1  # type: ignore[attr-defined]
+            return base * 2 ** (wait.attempt - 1)  # type: ignore[attr-defined]
+
+        wait.attempt = 0  # type: ignore[attr-defined]
+        return self.backoff_runtime(value=wait)
+
+    def backoff_jitter(self, value: float) -> float:
+        return value + random.uniform(0, value / 4)  # noqa: S311 - jitter, not crypto
+
+    def backoff_handler(self, details: Details) -> None:
+        exc = details.get("exception")
+        request = details["args"][0] if details.get("args") else None
+        if isinstance(exc, MatomoQueryTimeoutError) and isinstance(request, requests.PreparedRequest):
+            self._shrink_page(request)
+        self.log(
+            "Retrying in %.1f s (try %d of %d): %s",
+            details.get("wait", 0),
+            details.get("tries", 0),
+            self.backoff_max_tries(),
+            _safe_error(exc),
+            level=logging.WARNING,
+        )
+
+    def _shrink_page(self, request: requests.PreparedRequest) -> None:
+        """Halve `filter_limit` of a request about to be retried (never below 10)."""
+        parts = urlsplit(request.url or "")
+        params = dict(parse_qsl(parts.query))
+        limit = int(params.get("filter_limit", 0))
+        if limit > _MIN_PAGE_SIZE:
+            params["filter_limit"] = str(max(_MIN_PAGE_SIZE, limit // 2))
+            request.url = urlunsplit(parts._replace(query=urlencode(params)))
+            self.log("Matomo timed out: asking for %s visits per page instead of %d", params["filter_limit"], limit)
+
+
+def _safe_error(exc: BaseException | None) -> str:
+    """An exception as one line; requests' own messages hold URLs, never the token (it is in the body)."""
+    if exc is None:
+        return "unknown error"
+    return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]

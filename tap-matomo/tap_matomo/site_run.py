@@ -1,0 +1,100 @@
+"""What one run knows about one site while paging: which visits it emitted, and why it skipped others.
+
+The invariant (see paging.py): a visit is emitted at most once per run, always whole. A visit
+read again in the lookback window with the same last action and action count as the previous
+run emitted is unchanged and skipped, so a run without new data emits nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+from dataclasses import dataclass, field
+from datetime import date, datetime, tzinfo
+
+from tap_matomo.coerce import integer
+from tap_matomo.records import InvalidVisitError, visit_to_records
+
+
+@dataclass
+class SiteRun:
+    """Per-site bookkeeping for one run of `visits_actions`."""
+
+    site: dict
+    tz: tzinfo
+    lower_bound: int  # UTC epoch: visits whose last action is at or after it
+    first_day: date
+    last_day: date
+    lookback_seconds: int
+    recent_visits: dict[str, list[int]]  # from state: idvisit -> [last action epoch, action count]
+    include_ip: bool
+    logger: logging.Logger
+    visits_emitted: int = 0
+    actions_emitted: int = 0
+    visits_unchanged: int = 0
+    max_last_action: int = 0
+    # Ids emitted on the day being read and the day before: a visit never spans more
+    # (it ends at local midnight), so older ids can be forgotten and memory stays flat.
+    _seen_today: set[int] = field(default_factory=set)
+    _seen_before: set[int] = field(default_factory=set)
+    _emitted: dict[str, list[int]] = field(default_factory=dict)
+    _day_counts: list[int] = field(default_factory=lambda: [0, 0])
+
+    @property
+    def label(self) -> str:
+        return f"site {self.site['idsite']}"
+
+    def records_of_page(self, visits: list[dict]) -> t.Iterator[dict]:
+        """The records of the page's visits that this run has not emitted yet."""
+        for visit in visits:
+            if not isinstance(visit, dict):
+                msg = f"{self.label}: a visit is not an object: {str(visit)[:80]!r}"
+                raise InvalidVisitError(msg)
+            idvisit = integer(visit.get("idVisit"))
+            if idvisit is None:
+                msg = f"{self.label}: visit without a numeric idVisit: {visit.get('idVisit')!r}"
+                raise InvalidVisitError(msg)
+            if idvisit in self._seen_today or idvisit in self._seen_before:
+                continue
+            last_action = integer(visit.get("lastActionTimestamp")) or 0
+            actions = visit.get("actionDetails")
+            signature = [last_action, len(actions) if isinstance(actions, list) else -1]
+            self._seen_today.add(idvisit)
+            if self.recent_visits.get(str(idvisit)) == signature:
+                self.visits_unchanged += 1
+                continue
+            if visit.get("truncatedActionsCount"):
+                self.logger.warning(
+                    "%s: visit %s was cut by Matomo (%s actions not returned, see "
+                    "visitor_log_maximum_actions_per_visit); its rows carry truncated_actions_count",
+                    self.label,
+                    idvisit,
+                    visit["truncatedActionsCount"],
+                )
+            count = 0
+            for record in visit_to_records(visit, self.tz, self.site, include_ip=self.include_ip):
+                count += 1
+                yield record
+            self._emitted[str(idvisit)] = signature
+            self.max_last_action = max(self.max_last_action, last_action)
+            self.visits_emitted += 1
+            self.actions_emitted += count
+            self._day_counts[0] += 1
+            self._day_counts[1] += count
+
+    def day_done(self, day: date) -> None:
+        """Log the day's progress and forget ids that can no longer come back."""
+        self.logger.info(
+            "%s %s: %d visits, %d actions emitted", self.label, day.isoformat(), *self._day_counts
+        )
+        self._day_counts = [0, 0]
+        self._seen_before, self._seen_today = self._seen_today, set()
+
+    def recent_visits_to_keep(self, bookmark: str | None) -> dict[str, list[int]]:
+        """Signatures of the visits the next run's lookback window will read again."""
+        newest = self.max_last_action
+        if bookmark:
+            newest = max(newest, int(datetime.fromisoformat(bookmark).timestamp()))
+        horizon = newest - self.lookback_seconds
+        merged = {**self.recent_visits, **self._emitted}
+        return {idvisit: sig for idvisit, sig in merged.items() if sig[0] >= horizon}

@@ -1,0 +1,221 @@
+"""The streams: `sites` (parent), and per site `visits_actions`, `custom_dimensions`, `goals`."""
+
+from __future__ import annotations
+
+import typing as t
+from datetime import UTC, date, datetime, time, timedelta
+
+from singer_sdk.exceptions import FatalAPIError
+
+from tap_matomo import schemas
+from tap_matomo.client import MatomoStream, matomo_json
+from tap_matomo.coerce import integer, number, text
+from tap_matomo.paging import VisitPage, VisitWindowPaginator
+from tap_matomo.site_run import SiteRun
+from tap_matomo.timezones import local_date, site_timezone
+
+if t.TYPE_CHECKING:
+    import requests
+    from singer_sdk.helpers.types import Context
+
+RECENT_VISITS_KEY = "recent_visits"
+
+
+def _flag(value: t.Any) -> bool | None:
+    number_value = integer(value)
+    return None if number_value is None else bool(number_value)
+
+
+class SitesStream(MatomoStream):
+    """The sites the token can view, narrowed to `site_ids`; parent of the per-site streams."""
+
+    name = "sites"
+    api_method = "SitesManager.getSitesWithAtLeastViewAccess"
+    primary_keys = ("idsite",)
+    schema = schemas.SITES
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        sites = [self._site(raw) for raw in self.request_records(context)]
+        wanted = [int(s) for s in self.config.get("site_ids") or []]
+        if wanted:
+            known = {site["idsite"] for site in sites}
+            missing = [s for s in wanted if s not in known]
+            if missing:
+                msg = (
+                    f"site_ids: site {', '.join(map(str, missing))} is unknown or token_auth "
+                    f"has no view access to it (the token can view: {sorted(known) or 'no site'})"
+                )
+                raise FatalAPIError(msg)
+            sites = [site for site in sites if site["idsite"] in wanted]
+        self.log("Sites to extract: %s", ", ".join(f"{s['idsite']} ({s['timezone']})" for s in sites))
+        yield from sites
+
+    @staticmethod
+    def _site(raw: dict) -> dict:
+        created = text(raw.get("ts_created"))
+        return {
+            "idsite": integer(raw.get("idsite")),
+            "name": text(raw.get("name")),
+            "main_url": text(raw.get("main_url")),
+            "timezone": text(raw.get("timezone")) or "UTC",
+            "currency": text(raw.get("currency")),
+            "ecommerce": _flag(raw.get("ecommerce")),
+            "sitesearch": _flag(raw.get("sitesearch")),
+            "type": text(raw.get("type")),
+            "ts_created": (
+                datetime.fromisoformat(created).replace(tzinfo=UTC).isoformat() if created else None
+            ),
+        }
+
+    def get_child_context(self, record: dict, context: Context | None) -> dict:  # noqa: ARG002
+        return {
+            "idsite": record["idsite"],
+            "timezone": record["timezone"],
+            "currency": record["currency"],
+        }
+
+
+class SiteChildStream(MatomoStream):
+    """A stream read once per site; its state and records are keyed by `idsite` alone."""
+
+    parent_stream_type = SitesStream
+    state_partitioning_keys = ("idsite",)
+
+
+class CustomDimensionsStream(SiteChildStream):
+    """Names and scopes of `dimensionN` (N is per site)."""
+
+    name = "custom_dimensions"
+    api_method = "CustomDimensions.getConfiguredCustomDimensions"
+    primary_keys = ("idsite", "idcustomdimension")
+    schema = schemas.CUSTOM_DIMENSIONS
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:  # noqa: ARG002
+        return {
+            "idsite": integer(row.get("idsite")),
+            "idcustomdimension": integer(row.get("idcustomdimension")),
+            "name": text(row.get("name")),
+            "scope": text(row.get("scope")),
+            "index": integer(row.get("index")),
+            "active": _flag(row.get("active")),
+            "case_sensitive": _flag(row.get("case_sensitive")),
+            "extractions": row.get("extractions") if isinstance(row.get("extractions"), list) else None,
+        }
+
+
+class GoalsStream(SiteChildStream):
+    """Goal definitions (a list in Matomo 5.0, an object keyed by id elsewhere)."""
+
+    name = "goals"
+    api_method = "Goals.getGoals"
+    primary_keys = ("idsite", "idgoal")
+    schema = schemas.GOALS
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:  # noqa: ARG002
+        return {
+            "idsite": integer(row.get("idsite")),
+            "idgoal": integer(row.get("idgoal")),
+            "name": text(row.get("name")),
+            "description": text(row.get("description")),
+            "match_attribute": text(row.get("match_attribute")),
+            "pattern": text(row.get("pattern")),
+            "pattern_type": text(row.get("pattern_type")),
+            "case_sensitive": _flag(row.get("case_sensitive")),
+            "allow_multiple": _flag(row.get("allow_multiple")),
+            "revenue": number(row.get("revenue")),
+            "deleted": _flag(row.get("deleted")),
+            "event_value_as_revenue": _flag(row.get("event_value_as_revenue")),
+        }
+
+
+class VisitsActionsStream(SiteChildStream):
+    """One record per action of every visit, read one site-local day at a time."""
+
+    name = "visits_actions"
+    api_method = "Live.getLastVisitsDetails"
+    primary_keys = ("action_id",)
+    replication_key = "action_timestamp"
+    is_sorted = False  # visits come by last action; their actions are older
+    schema = schemas.VISITS_ACTIONS
+
+    _run: SiteRun | None = None
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        assert context is not None  # noqa: S101 - always partitioned by its parent
+        self._run = run = self._start_site_run(context)
+        if run.first_day > run.last_day:
+            self.log("%s: nothing to read (window starts %s, after %s)", run.label, run.first_day, run.last_day)
+            return
+        yield from super().get_records(context)
+        state = self.get_context_state(context)
+        state[RECENT_VISITS_KEY] = run.recent_visits_to_keep(state.get("replication_key_value"))
+        self.log(
+            "%s: %d visits, %d actions emitted; %d unchanged visits skipped",
+            run.label,
+            run.visits_emitted,
+            run.actions_emitted,
+            run.visits_unchanged,
+        )
+
+    def _start_site_run(self, context: Context) -> SiteRun:
+        tz = site_timezone(context["timezone"])
+        state = self.get_context_state(context)
+        lookback = timedelta(minutes=int(self.config.get("lookback_minutes", 60)))
+        if state.get("replication_key_value"):
+            bookmark = datetime.fromisoformat(state["replication_key_value"])
+            lower = bookmark - lookback
+            origin = f"bookmark {bookmark.isoformat()} - {lookback}"
+        else:
+            start = self.get_starting_timestamp(context)
+            if start is None:  # like the Node tool: the last 3 days, from site-local midnight
+                start = datetime.combine(local_date(datetime.now(UTC), tz) - timedelta(days=3), time(0))
+                origin = "default start, 3 days ago"
+            else:
+                origin = "start_date"
+            lower = start if start.tzinfo else start.replace(tzinfo=tz)  # naive: site-local
+        today = local_date(datetime.now(UTC), tz)
+        end = self.config.get("end_date")
+        last_day = min(date.fromisoformat(end[:10]), today) if end else today
+        run = SiteRun(
+            site=dict(context),
+            tz=tz,
+            lower_bound=int(lower.timestamp()),
+            first_day=local_date(lower, tz),
+            last_day=last_day,
+            lookback_seconds=int(lookback.total_seconds()),
+            recent_visits=state.get(RECENT_VISITS_KEY) or {},
+            include_ip=bool(self.config.get("include_visitor_ip", False)),
+            logger=self.logger,
+        )
+        self.log("%s: visits whose last action is after %s (%s), days %s to %s", run.label, lower.isoformat(), origin, run.first_day, run.last_day)
+        return run
+
+    def get_new_paginator(self) -> VisitWindowPaginator:
+        run = self._require_run()
+        first = VisitPage(run.first_day, run.lower_bound - 1)
+        return VisitWindowPaginator(first, run.last_day, run.tz, run.lower_bound - 1, on_day_done=run.day_done)
+
+    def get_url_params(self, context: Context | None, next_page_token: VisitPage | None) -> dict[str, t.Any]:
+        page = next_page_token or self.get_new_paginator().current_value
+        return {
+            **super().get_url_params(context, next_page_token),
+            "period": "day",
+            "date": page.day.isoformat(),
+            "filter_sort_order": "asc",
+            "filter_limit": int(self.config.get("page_size", 500)),
+            "filter_offset": page.offset,
+            "minTimestamp": page.min_timestamp,
+        }
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+        visits = matomo_json(response)
+        if not isinstance(visits, list):
+            msg = f"{self._describe(response)}: expected a list of visits, got {type(visits).__name__}"
+            raise FatalAPIError(msg)
+        yield from self._require_run().records_of_page(visits)
+
+    def _require_run(self) -> SiteRun:
+        if self._run is None:
+            msg = "visits_actions is read per site: no site run is active"
+            raise RuntimeError(msg)
+        return self._run
