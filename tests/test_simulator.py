@@ -1,0 +1,200 @@
+"""The Matomo simulator answers like the real Matomo 5.0.2 of the samples, and by matomo-api.md's rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+import requests
+from matomo_simulator import MatomoSimulator, World
+from matomo_simulator.render import render_visit
+
+from tests.conftest import load_sample
+from tests.helpers import TOKEN
+
+LIVE_SAMPLES = [
+    "live_getLastVisitsDetails_site1_utc.json",
+    "live_getLastVisitsDetails_site1_limit1_offset1_asc.json",
+    "live_getLastVisitsDetails_site3_asia_kolkata_2026-11-27.json",
+    "live_getLastVisitsDetails_site3_asia_kolkata_2026-07-01.json",
+]
+QUIRKY_COUNTS = ("totalEcommerceItems", "totalAbandonedCartsItems")
+OPTIONAL_ACTION_KEYS = {"eventName", "eventValue", "productViewPrice", "productViewName", "productViewSku"}
+
+
+def kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"  # PHP writes 5.0 as 5
+    return type(value).__name__
+
+
+def action_type(action: dict) -> str:
+    return str(action["type"])
+
+
+def call(sim: MatomoSimulator, method: str, token: str | None = TOKEN, **params: object) -> requests.Response:
+    data = {"token_auth": token} if token is not None else {}
+    return requests.post(
+        f"{sim.url}/index.php", params={"module": "API", "method": method, "format": "JSON", **params}, data=data,
+        timeout=10,
+    )
+
+
+@pytest.fixture
+def rendered(world: World) -> list[dict]:
+    return [render_visit(world, v) for v in world.visits.values()]
+
+
+def test_action_keys_and_types_match_the_real_samples(rendered: list[dict]) -> None:
+    real: dict[str, list[dict]] = {}
+    for name in LIVE_SAMPLES:
+        for visit in load_sample(name):
+            for action in visit["actionDetails"]:
+                real.setdefault(action_type(action), []).append(action)
+    simulated: dict[str, list[dict]] = {}
+    for visit in rendered:
+        for action in visit["actionDetails"]:
+            simulated.setdefault(action_type(action), []).append(action)
+    assert set(real) <= set(simulated), f"types the simulator never produces: {set(real) - set(simulated)}"
+    for type_name, real_actions in real.items():
+        real_keys = {frozenset(k for k in a if not k.startswith("dimension")) - OPTIONAL_ACTION_KEYS for a in real_actions}
+        allowed_optional = {k for a in real_actions for k in a} & OPTIONAL_ACTION_KEYS
+        for action in simulated[type_name]:
+            keys = {k for k in action if not k.startswith("dimension")}
+            assert frozenset(keys - OPTIONAL_ACTION_KEYS) in real_keys, (type_name, sorted(keys))
+            assert keys & OPTIONAL_ACTION_KEYS <= allowed_optional, type_name
+            for key, value in action.items():
+                samples = [a[key] for a in real_actions if a.get(key) is not None]
+                if value is not None and samples:
+                    assert kind(value) == kind(samples[0]), (type_name, key, value, samples[0])
+
+
+def test_visit_keys_and_types_match_the_real_samples(rendered: list[dict]) -> None:
+    real = {
+        True: load_sample(LIVE_SAMPLES[2])[0],  # ecommerce site
+        False: load_sample(LIVE_SAMPLES[0])[0],
+    }
+    for visit in rendered:
+        sample = real["totalEcommerceRevenue" in visit]
+        keys = [k for k in visit if not k.startswith("dimension") and k not in ("customVariables", "truncatedActionsCount")]
+        assert keys == [k for k in sample if not k.startswith("dimension")]
+        for key in keys:
+            if visit[key] is not None and sample[key] is not None and key not in QUIRKY_COUNTS:
+                assert kind(visit[key]) == kind(sample[key]), key
+        for key in QUIRKY_COUNTS:  # a string unless zero, as in the samples
+            assert visit.get(key, 0) == 0 or isinstance(visit[key], str)
+
+
+def test_sites_custom_dimensions_and_goals_look_like_the_samples(simulator: MatomoSimulator) -> None:
+    sites = call(simulator, "SitesManager.getSitesWithAtLeastViewAccess").json()
+    real_site = load_sample("sitesmanager_getSitesWithAtLeastViewAccess.json")[0]
+    assert all(list(s) == list(real_site) for s in sites)
+    assert {s["timezone"] for s in sites} == {"UTC", "America/New_York", "Asia/Kolkata", "UTC-3"}
+    dims = call(simulator, "CustomDimensions.getConfiguredCustomDimensions", idSite=3).json()
+    assert dims == load_sample("customdimensions_getConfiguredCustomDimensions_site3.json")
+    goals = call(simulator, "Goals.getGoals", idSite=3).json()
+    real_goals = load_sample("goals_getGoals_site3.json")
+    assert [list(g) for g in goals] == [list(g) for g in real_goals]
+    assert goals[0]["name"] == real_goals[0]["name"]
+    assert call(simulator, "API.getMatomoVersion").json() == load_sample("api_getMatomoVersion.json")
+
+
+@pytest.mark.parametrize(
+    ("case", "request_args"),
+    [
+        ("badtoken", {"method": "Live.getLastVisitsDetails", "token": "wrong", "idSite": 1}),
+        ("notoken", {"method": "Live.getLastVisitsDetails", "token": None, "idSite": 1}),
+        ("unknown_method", {"method": "Live.nonexistentMethod", "idSite": 1}),
+        ("unknown_site", {"method": "Live.getLastVisitsDetails", "idSite": 99}),
+        ("bad_date", {"method": "Live.getLastVisitsDetails", "idSite": 1, "period": "day", "date": "nonsense"}),
+    ],
+)
+def test_error_envelopes_and_statuses_match_the_samples(
+    simulator: MatomoSimulator, case: str, request_args: dict
+) -> None:
+    expected = load_sample("errors.json")[case]
+    args = dict(request_args)
+    response = call(simulator, args.pop("method"), args.pop("token", TOKEN), **args)
+    assert response.status_code == expected["http_status"]
+    assert response.json() == expected["body"]
+
+
+def test_token_in_the_url_is_refused_and_remembered(simulator: MatomoSimulator) -> None:
+    response = requests.post(
+        f"{simulator.url}/index.php",
+        params={"module": "API", "method": "API.getMatomoVersion", "format": "JSON", "token_auth": TOKEN}, timeout=10,
+    )
+    assert response.status_code == 401 and response.json()["result"] == "error"
+    assert simulator.token_in_url
+
+
+def test_binds_to_loopback_only(simulator: MatomoSimulator) -> None:
+    assert simulator.url.startswith("http://127.0.0.1:")
+
+
+def _fixed_world(now: datetime) -> World:
+    world = World(seed=3)
+    world.sites = {k: v for k, v in world.sites.items() if k in (1, 3)}
+    return world
+
+
+def test_day_window_in_site_timezone_with_inclusive_end_and_strict_min_timestamp() -> None:
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    world = _fixed_world(now)
+    kolkata = world.sites[3].tz
+    day = date(2026, 11, 25)
+    midnight_after = int(datetime.combine(day + timedelta(days=1), time(0), tzinfo=kolkata).timestamp())
+    inside = world.add_visit(3, midnight_after - 3600)
+    at_midnight = world.add_visit(3, midnight_after, n_actions=1)
+    utc_same_day = world.add_visit(3, int(datetime(2026, 11, 25, 20, 0, tzinfo=UTC).timestamp()))  # 26th in Kolkata
+    with MatomoSimulator(world, {TOKEN: None}, now=now.timestamp) as sim:
+        ids = [v["idVisit"] for v in call(sim, "Live.getLastVisitsDetails", idSite=3, period="day",
+                                          date=day.isoformat(), filter_sort_order="asc").json()]
+        assert ids == [inside.idvisit, at_midnight.idvisit]
+        next_day = [v["idVisit"] for v in call(sim, "Live.getLastVisitsDetails", idSite=3, period="day",
+                                               date=(day + timedelta(days=1)).isoformat()).json()]
+        assert at_midnight.idvisit in next_day and utc_same_day.idvisit in next_day
+        after = call(sim, "Live.getLastVisitsDetails", idSite=3, period="day", date=day.isoformat(),
+                     minTimestamp=inside.last_action).json()
+        assert [v["idVisit"] for v in after] == [at_midnight.idvisit]
+
+
+def test_today_starts_yesterday_with_no_end_and_default_limit_is_ten() -> None:
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    world = _fixed_world(now)
+    yesterday = [world.add_visit(1, int(datetime(2026, 11, 26, 10, i, tzinfo=UTC).timestamp())) for i in range(8)]
+    today = [world.add_visit(1, int(datetime(2026, 11, 27, 9, i, tzinfo=UTC).timestamp())) for i in range(8)]
+    with MatomoSimulator(world, {TOKEN: None}, now=now.timestamp) as sim:
+        page = call(sim, "Live.getLastVisitsDetails", idSite=1, period="day", date="2026-11-27").json()
+        assert len(page) == 10  # Matomo's default filter_limit
+        assert [v["idVisit"] for v in page] == [v.idvisit for v in reversed(yesterday + today)][:10]  # desc
+        everything = call(sim, "Live.getLastVisitsDetails", idSite=1, period="day", date="today",
+                          filter_limit=-1, filter_sort_order="asc").json()
+        assert [v["idVisit"] for v in everything] == [v.idvisit for v in yesterday + today]
+
+
+def test_ties_on_last_action_are_ordered_by_idvisit_both_ways() -> None:
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    world = _fixed_world(now)
+    same = world.add_burst(1, int(datetime(2026, 11, 26, 10, 0, tzinfo=UTC).timestamp()), 5)
+    with MatomoSimulator(world, {TOKEN: None}, now=now.timestamp) as sim:
+        args = {"idSite": 1, "period": "day", "date": "2026-11-26"}
+        asc = call(sim, "Live.getLastVisitsDetails", filter_sort_order="asc", **args).json()
+        desc = call(sim, "Live.getLastVisitsDetails", **args).json()
+        assert [v["idVisit"] for v in asc] == [v.idvisit for v in same]
+        assert [v["idVisit"] for v in desc] == [v.idvisit for v in reversed(same)]
+        page = call(sim, "Live.getLastVisitsDetails", filter_sort_order="asc", filter_limit=2, filter_offset=2, **args)
+        assert [v["idVisit"] for v in page.json()] == [same[2].idvisit, same[3].idvisit]
+
+
+def test_action_timestamps_are_localised_and_visits_are_capped() -> None:
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    world = World(seed=5, max_actions_per_visit=10)
+    visit = world.add_long_visit(3, int(datetime(2026, 11, 26, 10, 0, tzinfo=UTC).timestamp()))
+    rendered = render_visit(world, visit)
+    assert len(rendered["actionDetails"]) == 10 and rendered["truncatedActionsCount"] == len(visit.actions) - 10 >= 5
+    first = rendered["actionDetails"][0]
+    assert first["timestamp"] - visit.actions[0].at == 5.5 * 3600  # Kolkata wall clock read as UTC
+    assert rendered["firstActionTimestamp"] == visit.actions[0].at
