@@ -1,0 +1,144 @@
+"""The tap's CLI against the simulator: full and incremental syncs land exactly the simulator's truth."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+from matomo_simulator import MatomoSimulator, World
+
+from tests.helpers import TOKEN, action_ids, latest_versions, run_tap
+
+
+def test_full_sync_emits_exactly_the_truth_for_every_site(simulator: MatomoSimulator, tap_config: dict, tmp_path: Path) -> None:
+    run = run_tap(tmp_path, tap_config)
+    assert run.returncode == 0, run.stderr[-2000:]
+    records = run.records()
+    truth = simulator.world.truth()
+    by_site = Counter(r["idsite"] for r in records)
+    assert set(by_site) == {1, 2, 3, 4}
+    for idsite in (1, 2, 3, 4):
+        site_truth = simulator.world.truth(idsite)
+        site_ids = [r["action_id"] for r in records if r["idsite"] == idsite]
+        assert len(site_ids) == len(site_truth) > 0
+        assert set(site_ids) == set(site_truth)
+    # True UTC instants and types, per action.
+    for record in records:
+        expected = truth[record["action_id"]]
+        assert record["action_timestamp"] == expected["action_timestamp"]
+        assert record["action_type"] == ("content" if expected["action_type"] == "content" else expected["action_type"])
+    assert set(run.bookmarks()) == {1, 2, 3, 4}
+    # Paging used explicit site-local days, ascending, our page size, and never an offset loop.
+    live = simulator.live_requests()
+    assert all(r.params["period"] == "day" and len(r.params["date"]) == 10 for r in live)
+    assert all(r.params["filter_sort_order"] == "asc" and r.params["filter_limit"] == "25" for r in live)
+    assert len(live) > 4 * 3
+
+
+def test_metadata_streams(simulator: MatomoSimulator, tap_config: dict, tmp_path: Path) -> None:
+    run = run_tap(tmp_path, tap_config)
+    sites = run.records("sites")
+    assert [s["idsite"] for s in sites] == [1, 2, 3, 4]
+    assert {s["idsite"]: s["timezone"] for s in sites}[3] == "Asia/Kolkata"
+    dims = {(d["idsite"], d["idcustomdimension"]): (d["name"], d["scope"]) for d in run.records("custom_dimensions")}
+    assert dims[(3, 1)] == ("Segment", "visit") and dims[(2, 1)] == ("Channel", "action")
+    goals = {(g["idsite"], g["idgoal"]): g["name"] for g in run.records("goals")}
+    assert goals == {(2, 1): "Signup", (2, 2): "Contact", (3, 1): "Newsletter"}
+
+
+def test_site_ids_narrow_the_extraction(simulator: MatomoSimulator, tap_config: dict, tmp_path: Path) -> None:
+    run = run_tap(tmp_path, {**tap_config, "site_ids": [3]})
+    assert run.returncode == 0
+    assert {r["idsite"] for r in run.records()} == {3}
+    assert {r["action_id"] for r in run.records()} == set(simulator.world.truth(3))
+    assert {r.params.get("idSite") for r in simulator.live_requests()} == {"3"}
+
+
+def test_incremental_run_emits_only_new_and_grown_visits_whole(
+    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path
+) -> None:
+    first = run_tap(tmp_path, tap_config)
+    assert first.returncode == 0
+    world = simulator.world
+    now = int(datetime.now(UTC).timestamp())
+    new = world.add_visit(2, now - 5)
+    open_visit = max((v for v in world.visits.values() if v.idsite == 3), key=lambda v: v.last_action)
+    world.grow_visit(open_visit.idvisit, now - 200, n_actions=2)
+
+    second = run_tap(tmp_path, tap_config, first.state)
+    assert second.returncode == 0, second.stderr[-2000:]
+    emitted = latest_versions(second)
+    assert set(emitted) == {new.idvisit, open_visit.idvisit}
+    for idvisit, rows in emitted.items():
+        expected = {k for k, v in world.truth().items() if v["idvisit"] == idvisit}
+        assert {r["action_id"] for r in rows} == expected  # whole visit, grown actions included
+    assert action_ids(latest_versions(first, second)) == set(world.truth())
+    assert second.bookmarks()[3] > first.bookmarks()[3]
+
+    third = run_tap(tmp_path, tap_config, second.state)
+    assert third.returncode == 0
+    assert third.records() == []  # nothing new: nothing emitted
+    assert third.bookmarks() == second.bookmarks()
+
+
+def test_late_hit_within_the_lookback_is_caught(simulator: MatomoSimulator, tap_config: dict, tmp_path: Path) -> None:
+    first = run_tap(tmp_path, {**tap_config, "site_ids": [1]})
+    bookmark = datetime.fromisoformat(first.bookmarks()[1])
+    late = simulator.world.add_visit(1, int((bookmark - timedelta(minutes=20)).timestamp()))
+    too_late = simulator.world.add_visit(1, int((bookmark - timedelta(minutes=90)).timestamp()))
+    second = run_tap(tmp_path, {**tap_config, "site_ids": [1]}, first.state)
+    ids = {r["idvisit"] for r in second.records()}
+    assert late.idvisit in ids
+    assert too_late.idvisit not in ids  # older than lookback_minutes: documented limit
+    wider = run_tap(tmp_path, {**tap_config, "site_ids": [1], "lookback_minutes": 120}, first.state)
+    assert too_late.idvisit in {r["idvisit"] for r in wider.records()}
+
+
+def test_more_visits_in_one_second_than_a_page_holds(tmp_path: Path) -> None:
+    world = World(seed=11)
+    day = datetime.now(UTC).date() - timedelta(days=1)
+    at = int(datetime.combine(day, time(12), tzinfo=UTC).timestamp())
+    burst = world.add_burst(1, at, 23)
+    others = [world.add_visit(1, at + s) for s in (-1, 1, 2)]
+    with MatomoSimulator(world, {TOKEN: None}) as sim:
+        run = run_tap(tmp_path, {"url": sim.url, "token_auth": TOKEN, "site_ids": [1], "page_size": 5,
+                                 "start_date": day.isoformat()})
+    assert run.returncode == 0, run.stderr[-2000:]
+    ids = [r["action_id"] for r in run.records()]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == set(world.truth(1))
+    assert {r["idvisit"] for r in run.records()} == {v.idvisit for v in burst + others}
+
+
+def test_dst_day_in_new_york_and_numeric_strings(tmp_path: Path) -> None:
+    """2026-11-01 has 25 hours in New York; an older PHP stack sends every number as a string."""
+    world = World(seed=5)
+    world.sites = {2: world.sites[2]}
+    tz = world.sites[2].tz
+    start = datetime.combine(date(2026, 10, 31), time(0), tzinfo=tz)
+    end = datetime.combine(date(2026, 11, 2), time(0), tzinfo=tz)
+    world.generate(start, end, visits_per_day=120)
+    repeated_hour = int(datetime(2026, 11, 1, 6, 15, tzinfo=UTC).timestamp())  # 01:15 EST, the second one
+    world.add_visit(2, repeated_hour, n_actions=1)
+    with MatomoSimulator(world, {TOKEN: None}, numeric_strings=True) as sim:
+        run = run_tap(tmp_path, {"url": sim.url, "token_auth": TOKEN, "start_date": "2026-10-31",
+                                 "end_date": "2026-11-01", "page_size": 50})
+    assert run.returncode == 0, run.stderr[-2000:]
+    truth = world.truth()
+    got = {r["action_id"]: r for r in run.records()}
+    expected = {k for k, v in truth.items() if datetime.fromisoformat(v["action_timestamp"]) < end}
+    assert set(got) == expected
+    assert all(got[k]["action_timestamp"] == truth[k]["action_timestamp"] for k in got)
+    assert all(isinstance(r["idvisit"], int) and isinstance(r["visitduration"], int) for r in got.values())
+
+
+def test_truncated_visits_are_warned_about_and_flagged(tmp_path: Path) -> None:
+    world = World(seed=2, max_actions_per_visit=12)
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    long_visit = world.add_long_visit(1, int(yesterday.timestamp()))
+    with MatomoSimulator(world, {TOKEN: None}) as sim:
+        run = run_tap(tmp_path, {"url": sim.url, "token_auth": TOKEN, "site_ids": [1]})
+    rows = run.records()
+    assert len(rows) == 12 and all(r["truncated_actions_count"] == len(long_visit.actions) - 12 for r in rows)
+    assert f"visit {long_visit.idvisit} was cut by Matomo" in run.stderr
