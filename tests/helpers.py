@@ -46,7 +46,7 @@ def run_tap(tmp_path: Path, config: dict, state: dict | None = None, *args: str,
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     messages = []
     for line in done.stdout.splitlines():
-        if line.startswith("{"):
+        if line.startswith('{"type"'):
             messages.append(json.loads(line))
     return TapRun(done.returncode, done.stdout, done.stderr, messages)
 

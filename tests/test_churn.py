@@ -31,11 +31,11 @@ class Churn:
 
     def __init__(self, world: World, seed: int = 4) -> None:
         self.world = world
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # noqa: S311 - test data
         self.calls = 0
         self.grown: set[int] = set()
 
-    def __call__(self, sim: MatomoSimulator, params: dict[str, str]) -> None:  # noqa: ARG002
+    def __call__(self, sim: MatomoSimulator, params: dict[str, str]) -> None:
         self.calls += 1
         now = int(sim.now())
         for _ in range(2):
@@ -50,7 +50,11 @@ def test_no_visit_lost_or_repeated_while_the_site_changes_under_paging(tmp_path:
     world = _busy_world()
     before = set(world.visits)
     churn = Churn(world)
-    config = {"token_auth": TOKEN, "page_size": 7, "start_date": (datetime.now(UTC) - timedelta(days=2)).date().isoformat()}
+    config = {
+        "token_auth": TOKEN,
+        "page_size": 7,
+        "start_date": (datetime.now(UTC) - timedelta(days=2)).date().isoformat(),
+    }
     with MatomoSimulator(world, {TOKEN: None}) as sim:
         sim.before_live_request.append(churn)
         first = run_tap(tmp_path, {**config, "url": sim.url})
@@ -59,7 +63,8 @@ def test_no_visit_lost_or_repeated_while_the_site_changes_under_paging(tmp_path:
         second = run_tap(tmp_path, {**config, "url": sim.url}, first.state)
         assert second.returncode == 0, second.stderr[-2000:]
 
-    assert churn.calls > 30 and len(churn.grown) > 30  # the site really changed while the tap paged
+    assert churn.calls > 30
+    assert len(churn.grown) > 30
     ids = [r["action_id"] for r in first.records()]
     assert len(ids) == len(set(ids)), "an action was emitted twice in one run"
     emitted = latest_versions(first)
@@ -82,9 +87,18 @@ def _offset_loop(sim: MatomoSimulator, day: str, page_size: int) -> set[int]:
     while True:
         page = requests.post(
             f"{sim.url}/index.php",
-            params={"module": "API", "method": "Live.getLastVisitsDetails", "format": "JSON", "idSite": 1,
-                    "period": "day", "date": day, "filter_limit": page_size, "filter_offset": offset},
-            data={"token_auth": TOKEN}, timeout=10,
+            params={
+                "module": "API",
+                "method": "Live.getLastVisitsDetails",
+                "format": "JSON",
+                "idSite": 1,
+                "period": "day",
+                "date": day,
+                "filter_limit": page_size,
+                "filter_offset": offset,
+            },
+            data={"token_auth": TOKEN},
+            timeout=10,
         ).json()
         seen |= {v["idVisit"] for v in page}
         if len(page) < page_size:
@@ -98,7 +112,11 @@ def test_the_same_churn_makes_a_plain_offset_loop_lose_visits(page_size: int) ->
     churn = Churn(world)
     with MatomoSimulator(world, {TOKEN: None}) as sim:
         today = datetime.now(UTC).date().isoformat()
-        before = {v.idvisit for v in world.visits.values() if v.last_action >= int(datetime.fromisoformat(today).replace(tzinfo=UTC).timestamp()) - 86400}
+        before = {
+            v.idvisit
+            for v in world.visits.values()
+            if v.last_action >= int(datetime.fromisoformat(today).replace(tzinfo=UTC).timestamp()) - 86400
+        }
         sim.before_live_request.append(churn)
         seen = _offset_loop(sim, today, page_size)
     assert before - seen, "the offset loop lost nothing: the churn is too weak to prove anything"

@@ -51,35 +51,54 @@ def test_one_record_per_action_in_order_keyed_by_visit_and_position(site3: dict[
     types = [site3[f"8_{i}"]["action_type"] for i in range(6)]
     assert types == ["action", "content", "content", "action", "goal", "ecommerceOrder"]
     assert [site3[f"7_{i}"]["action_type"] for i in range(3)] == ["action", "ecommerceAbandonedCart", "event"]
-    assert site3["8_1"]["content_interaction"] is None and site3["8_2"]["content_interaction"] == "click"
-    assert site3["8_1"]["content_name"] == "Banner" and site3["8_1"]["content_piece"] == "banner.png"
+    assert site3["8_1"]["content_interaction"] is None
+    assert site3["8_2"]["content_interaction"] == "click"
+    assert site3["8_1"]["content_name"] == "Banner"
+    assert site3["8_1"]["content_piece"] == "banner.png"
 
 
 def test_custom_dimensions_visit_and_action_scope(site3: dict[str, dict]) -> None:
     assert all(site3[f"8_{i}"]["dimension1"] == "gold" for i in range(6))
-    assert site3["8_0"]["dimension2"] == "shoes" and site3["8_3"]["dimension2"] == "bags"
+    assert site3["8_0"]["dimension2"] == "shoes"
+    assert site3["8_3"]["dimension2"] == "bags"
     assert site3["8_1"]["dimension2"] is None
     assert site3["8_0"]["usercustomdimensions"] == {"dimension1": "gold", "dimension2": "shoes"}
-    assert site3["6_0"]["usercustomdimensions"] is None and site3["6_0"]["dimension1"] is None
+    assert site3["6_0"]["usercustomdimensions"] is None
+    assert site3["6_0"]["dimension1"] is None
 
 
 def test_goal_order_and_cart_columns(site3: dict[str, dict]) -> None:
     goal, order, cart = site3["8_4"], site3["8_5"], site3["7_1"]
     assert (goal["goal_id"], goal["goal_name"], goal["revenue"]) == (1, "Newsletter", 2)
     assert goal["goal_page_idlink_va"] == site3["8_3"]["action_idlink_va"] == 26
-    assert order["order_id"] == "IN-78" and order["revenue"] == 123.45
+    assert order["order_id"] == "IN-78"
+    assert order["revenue"] == 123.45
     assert (order["revenue_subtotal"], order["revenue_tax"], order["revenue_shipping"], order["revenue_discount"]) == (
-        110, 10, 5, 1.55)
+        110,
+        10,
+        5,
+        1.55,
+    )
     assert order["items_count"] == 3
     assert order["items"][1] == {
-        "sku": "SKU-2", "name": "Fins", "category": "Diving", "categories": ["Diving", "Accessories"],
-        "price": 13.45, "quantity": 1,
+        "sku": "SKU-2",
+        "name": "Fins",
+        "category": "Diving",
+        "categories": ["Diving", "Accessories"],
+        "price": 13.45,
+        "quantity": 1,
     }
-    assert cart["revenue"] == 13.45 and cart["items_count"] == 1 and cart["order_id"] is None
+    assert cart["revenue"] == 13.45
+    assert cart["items_count"] == 1
+    assert cart["order_id"] is None
     product = site3["7_0"]
     assert (product["product_view_sku"], product["product_view_name"], product["product_view_price"]) == (
-        "SKU-2", "Fins", 13.45)
-    assert site3["7_2"]["action_eventvalue"] == 1 and site3["7_2"]["action_eventname"] == "added - Fins"
+        "SKU-2",
+        "Fins",
+        13.45,
+    )
+    assert site3["7_2"]["action_eventvalue"] == 1
+    assert site3["7_2"]["action_eventname"] == "added - Fins"
 
 
 def test_site1_events_searches_downloads_outlinks(site1: dict[str, dict]) -> None:
@@ -88,25 +107,41 @@ def test_site1_events_searches_downloads_outlinks(site1: dict[str, dict]) -> Non
         by_type.setdefault(row["action_type"], []).append(row)
     assert set(by_type) == {"action", "event", "search", "download", "outlink"}
     video = next(r for r in by_type["event"] if r["action_eventcategory"] == "Video")
-    assert (video["action_eventaction"], video["action_eventname"], video["action_eventvalue"]) == ("Play", "Intro video", 42.5)
+    assert (video["action_eventaction"], video["action_eventname"], video["action_eventvalue"]) == (
+        "Play",
+        "Intro video",
+        42.5,
+    )
     no_value = next(r for r in by_type["event"] if r["action_eventaction"] == "Submit")
     no_name = next(r for r in by_type["event"] if r["action_eventaction"] == "Error")
-    assert no_value["action_eventvalue"] is None and no_value["action_eventname"] == "Newsletter signup"
-    assert no_name["action_eventname"] is None and no_name["action_eventvalue"] == 1
+    assert no_value["action_eventvalue"] is None
+    assert no_value["action_eventname"] == "Newsletter signup"
+    assert no_name["action_eventname"] is None
+    assert no_name["action_eventvalue"] == 1
     search = by_type["search"][0]
-    assert (search["sitesearchkeyword"], search["sitesearchcategory"], search["sitesearchcount"]) == ("shoes", "catalog", 7)
+    assert (search["sitesearchkeyword"], search["sitesearchcategory"], search["sitesearchcount"]) == (
+        "shoes",
+        "catalog",
+        7,
+    )
     assert search["action_url"] is None
     assert by_type["download"][0]["action_url"] == "https://example.org/files/brochure.pdf"
     assert by_type["outlink"][0]["action_url"] == "https://partner.example.com/offer"
     user = next(r for r in site1.values() if r["idvisit"] == 2)
     assert (user["userid"], user["referrertype"], user["referrername"], user["language_code"]) == (
-        "user-42", "campaign", "spring", "de")
+        "user-42",
+        "campaign",
+        "spring",
+        "de",
+    )
 
 
 def test_empty_strings_become_null_never_invented(site1: dict[str, dict], site3: dict[str, dict]) -> None:
     direct = site3["8_0"]
-    assert direct["referrername"] is None and direct["referrerkeyword"] is None  # "" in the API
-    assert direct["language_code"] is None and direct["operatingsystemversion"] is None
+    assert direct["referrername"] is None
+    assert direct["referrerkeyword"] is None
+    assert direct["language_code"] is None
+    assert direct["operatingsystemversion"] is None
     assert site1["3_0"]["action_idpageview"] is None  # "" in the API
     assert site3["8_0"]["action_idpageview"] == "pvD001"
     for row in [*site1.values(), *site3.values()]:
@@ -117,11 +152,19 @@ def test_visit_columns(site3: dict[str, dict]) -> None:
     row = site3["8_3"]
     assert (row["idsite"], row["idvisit"], row["actions"], row["visitduration"]) == (3, 8, 2, 93)
     assert (row["visitorid"], row["fingerprint"], row["visitcount"], row["visitortype"]) == (
-        "b8b8d4d4d4d4d4d4", "63f17cb5eaa0a4a9", 1, "new")
+        "b8b8d4d4d4d4d4d4",
+        "63f17cb5eaa0a4a9",
+        1,
+        "new",
+    )
     assert (row["visitconverted"], row["visitecommercestatus"], row["goalconversions"]) == (1, "ordered", 1)
     assert (row["site_timezone"], row["site_currency"], row["sitename"]) == ("Asia/Kolkata", "INR", "Shop IN")
     assert (row["browsername"], row["browserversion"], row["devicetype"], row["countrycode"]) == (
-        "Chrome", "120.0", "Desktop", "xx")
+        "Chrome",
+        "120.0",
+        "Desktop",
+        "xx",
+    )
     assert row["truncated_actions_count"] is None
     assert "visitip" not in row
 
@@ -174,12 +217,13 @@ def test_visitor_ip_only_when_asked() -> None:
 def test_truncated_visit_is_flagged_on_its_rows() -> None:
     visit = dict(load_sample("live_getLastVisitsDetails_site1_utc.json")[0], truncatedActionsCount=7)
     rows = list(visit_to_records(visit, UTC, UTC_SITE))
-    assert rows and all(r["truncated_actions_count"] == 7 for r in rows)
+    assert rows
+    assert all(r["truncated_actions_count"] == 7 for r in rows)
 
 
 @pytest.mark.parametrize("broken", [{"idVisit": "abc", "actionDetails": []}, {"idVisit": 5}])
 def test_unmappable_visits_raise_a_clear_error(broken: dict) -> None:
-    with pytest.raises(InvalidVisitError, match="idVisit|actionDetails"):
+    with pytest.raises(InvalidVisitError, match=r"idVisit|actionDetails"):
         list(visit_to_records(broken, UTC, UTC_SITE))
 
 
@@ -191,8 +235,12 @@ def test_unknown_action_type_is_kept_as_given() -> None:
 
 @pytest.mark.parametrize(
     ("name", "offset"),
-    [("UTC", timedelta(0)), ("UTC+5.5", timedelta(hours=5, minutes=30)), ("UTC-3", timedelta(hours=-3)),
-     ("Asia/Kolkata", timedelta(hours=5, minutes=30))],
+    [
+        ("UTC", timedelta(0)),
+        ("UTC+5.5", timedelta(hours=5, minutes=30)),
+        ("UTC-3", timedelta(hours=-3)),
+        ("Asia/Kolkata", timedelta(hours=5, minutes=30)),
+    ],
 )
 def test_fixed_offsets_and_iana_zones(name: str, offset: timedelta) -> None:
     instant = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -213,5 +261,21 @@ def test_dst_summer_offset_and_the_repeated_autumn_hour() -> None:
 
 
 def test_unknown_timezone_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="unknown site timezone 'Mars/Olympus'"):
+    with pytest.raises(ValueError, match=r"unknown site timezone 'Mars/Olympus'"):
         site_timezone("Mars/Olympus")
+
+
+def test_custom_variables_of_visit_and_page_scope() -> None:
+    visit = load_sample("live_getLastVisitsDetails_site1_utc.json")[0]
+    page_vars = {
+        "1": {"customVariablePageName1": "lang", "customVariablePageValue1": "en"},
+        "2": {"customVariablePageName2": "", "customVariablePageValue2": "dropped"},
+    }
+    visit = {
+        **visit,
+        "customVariables": {"1": {"customVariableName1": "plan", "customVariableValue1": "pro"}},
+        "actionDetails": [{**visit["actionDetails"][0], "customVariables": page_vars}],
+    }
+    row = next(visit_to_records(visit, UTC, UTC_SITE))
+    assert row["usercustomproperties"] == {"lang": "en"}
+    assert row["visit_custom_variables"] == {"plan": "pro"}

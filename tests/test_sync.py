@@ -11,7 +11,9 @@ from matomo_simulator import MatomoSimulator, World
 from tests.helpers import TOKEN, action_ids, latest_versions, run_tap
 
 
-def test_full_sync_emits_exactly_the_truth_for_every_site(simulator: MatomoSimulator, tap_config: dict, tmp_path: Path) -> None:
+def test_full_sync_emits_exactly_the_truth_for_every_site(
+    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path
+) -> None:
     run = run_tap(tmp_path, tap_config)
     assert run.returncode == 0, run.stderr[-2000:]
     records = run.records()
@@ -42,7 +44,8 @@ def test_metadata_streams(simulator: MatomoSimulator, tap_config: dict, tmp_path
     assert [s["idsite"] for s in sites] == [1, 2, 3, 4]
     assert {s["idsite"]: s["timezone"] for s in sites}[3] == "Asia/Kolkata"
     dims = {(d["idsite"], d["idcustomdimension"]): (d["name"], d["scope"]) for d in run.records("custom_dimensions")}
-    assert dims[(3, 1)] == ("Segment", "visit") and dims[(2, 1)] == ("Channel", "action")
+    assert dims[(3, 1)] == ("Segment", "visit")
+    assert dims[(2, 1)] == ("Channel", "action")
     goals = {(g["idsite"], g["idgoal"]): g["name"] for g in run.records("goals")}
     assert goals == {(2, 1): "Signup", (2, 2): "Contact", (3, 1): "Newsletter"}
 
@@ -102,8 +105,10 @@ def test_more_visits_in_one_second_than_a_page_holds(tmp_path: Path) -> None:
     burst = world.add_burst(1, at, 23)
     others = [world.add_visit(1, at + s) for s in (-1, 1, 2)]
     with MatomoSimulator(world, {TOKEN: None}) as sim:
-        run = run_tap(tmp_path, {"url": sim.url, "token_auth": TOKEN, "site_ids": [1], "page_size": 5,
-                                 "start_date": day.isoformat()})
+        run = run_tap(
+            tmp_path,
+            {"url": sim.url, "token_auth": TOKEN, "site_ids": [1], "page_size": 5, "start_date": day.isoformat()},
+        )
     assert run.returncode == 0, run.stderr[-2000:]
     ids = [r["action_id"] for r in run.records()]
     assert len(ids) == len(set(ids))
@@ -122,8 +127,16 @@ def test_dst_day_in_new_york_and_numeric_strings(tmp_path: Path) -> None:
     repeated_hour = int(datetime(2026, 11, 1, 6, 15, tzinfo=UTC).timestamp())  # 01:15 EST, the second one
     world.add_visit(2, repeated_hour, n_actions=1)
     with MatomoSimulator(world, {TOKEN: None}, numeric_strings=True) as sim:
-        run = run_tap(tmp_path, {"url": sim.url, "token_auth": TOKEN, "start_date": "2026-10-31",
-                                 "end_date": "2026-11-01", "page_size": 50})
+        run = run_tap(
+            tmp_path,
+            {
+                "url": sim.url,
+                "token_auth": TOKEN,
+                "start_date": "2026-10-31",
+                "end_date": "2026-11-01",
+                "page_size": 50,
+            },
+        )
     assert run.returncode == 0, run.stderr[-2000:]
     truth = world.truth()
     got = {r["action_id"]: r for r in run.records()}
@@ -140,5 +153,6 @@ def test_truncated_visits_are_warned_about_and_flagged(tmp_path: Path) -> None:
     with MatomoSimulator(world, {TOKEN: None}) as sim:
         run = run_tap(tmp_path, {"url": sim.url, "token_auth": TOKEN, "site_ids": [1]})
     rows = run.records()
-    assert len(rows) == 12 and all(r["truncated_actions_count"] == len(long_visit.actions) - 12 for r in rows)
+    assert len(rows) == 12
+    assert all(r["truncated_actions_count"] == len(long_visit.actions) - 12 for r in rows)
     assert f"visit {long_visit.idvisit} was cut by Matomo" in run.stderr

@@ -73,12 +73,24 @@ class Visit:
 DEFAULT_SITES = [
     Site(1, "Test Site", "https://example.org", "UTC", "USD", False, "2026-01-01 00:00:00"),
     Site(
-        2, "Shop NY", "https://shop.example.com", "America/New_York", "EUR", True, "2026-01-01 00:00:00",
+        2,
+        "Shop NY",
+        "https://shop.example.com",
+        "America/New_York",
+        "EUR",
+        True,
+        "2026-01-01 00:00:00",
         dimensions={1: ("Channel", "action"), 3: ("Tier", "visit")},
         goals={1: ("Signup", "/signup", 5.0), 2: ("Contact", "/contact", 0.0)},
     ),
     Site(
-        3, "Shop IN", "https://shop.example.in", "Asia/Kolkata", "INR", True, "2026-01-01 00:00:00",
+        3,
+        "Shop IN",
+        "https://shop.example.in",
+        "Asia/Kolkata",
+        "INR",
+        True,
+        "2026-01-01 00:00:00",
         dimensions={2: ("Category", "action"), 1: ("Segment", "visit")},
         goals={1: ("Newsletter", "/subscribed", 2.0)},
     ),
@@ -87,29 +99,89 @@ DEFAULT_SITES = [
 
 _PAGES = ["/", "/pricing", "/products", "/about", "/blog/post-1", "/blog/post-2", "/contact", "/docs"]
 _PROFILES = [
-    {"country": "France", "countryCode": "fr", "continent": "Europe", "continentCode": "eur",
-     "region": "Île-de-France", "regionCode": "IDF", "city": "Paris", "latitude": "48.857", "longitude": "2.352",
-     "languageCode": "fr", "language": "French"},
-    {"country": "India", "countryCode": "in", "continent": "Asia", "continentCode": "asi",
-     "region": "Maharashtra", "regionCode": "16", "city": "Mumbai", "latitude": "19.076", "longitude": "72.878",
-     "languageCode": "en-in", "language": "English"},
-    {"country": "Unknown", "countryCode": "xx", "continent": "Unknown", "continentCode": "unk",
-     "region": None, "regionCode": None, "city": None, "latitude": None, "longitude": None,
-     "languageCode": "", "language": "Unknown"},
+    {
+        "country": "France",
+        "countryCode": "fr",
+        "continent": "Europe",
+        "continentCode": "eur",
+        "region": "Île-de-France",
+        "regionCode": "IDF",
+        "city": "Paris",
+        "latitude": "48.857",
+        "longitude": "2.352",
+        "languageCode": "fr",
+        "language": "French",
+    },
+    {
+        "country": "India",
+        "countryCode": "in",
+        "continent": "Asia",
+        "continentCode": "asi",
+        "region": "Maharashtra",
+        "regionCode": "16",
+        "city": "Mumbai",
+        "latitude": "19.076",
+        "longitude": "72.878",
+        "languageCode": "en-in",
+        "language": "English",
+    },
+    {
+        "country": "Unknown",
+        "countryCode": "xx",
+        "continent": "Unknown",
+        "continentCode": "unk",
+        "region": None,
+        "regionCode": None,
+        "city": None,
+        "latitude": None,
+        "longitude": None,
+        "languageCode": "",
+        "language": "Unknown",
+    },
 ]
 _DEVICES = [
-    {"deviceType": "Desktop", "deviceBrand": "Unknown", "deviceModel": "Generic Desktop", "operatingSystemName": "GNU/Linux",
-     "operatingSystemCode": "LIN", "operatingSystemVersion": "", "browserName": "Chrome", "browserCode": "CH",
-     "browserVersion": "120.0", "browserFamily": "Blink", "resolution": "1920x1080"},
-    {"deviceType": "Smartphone", "deviceBrand": "Apple", "deviceModel": "iPhone", "operatingSystemName": "iOS",
-     "operatingSystemCode": "IOS", "operatingSystemVersion": "17.1", "browserName": "Mobile Safari", "browserCode": "MF",
-     "browserVersion": "17.1", "browserFamily": "WebKit", "resolution": "390x844"},
+    {
+        "deviceType": "Desktop",
+        "deviceBrand": "Unknown",
+        "deviceModel": "Generic Desktop",
+        "operatingSystemName": "GNU/Linux",
+        "operatingSystemCode": "LIN",
+        "operatingSystemVersion": "",
+        "browserName": "Chrome",
+        "browserCode": "CH",
+        "browserVersion": "120.0",
+        "browserFamily": "Blink",
+        "resolution": "1920x1080",
+    },
+    {
+        "deviceType": "Smartphone",
+        "deviceBrand": "Apple",
+        "deviceModel": "iPhone",
+        "operatingSystemName": "iOS",
+        "operatingSystemCode": "IOS",
+        "operatingSystemVersion": "17.1",
+        "browserName": "Mobile Safari",
+        "browserCode": "MF",
+        "browserVersion": "17.1",
+        "browserFamily": "WebKit",
+        "resolution": "390x844",
+    },
 ]
 _REFERRERS = [
     {"referrerType": "direct", "referrerName": "", "referrerKeyword": "", "referrerUrl": None},
-    {"referrerType": "search", "referrerName": "Google", "referrerKeyword": "matomo", "referrerUrl": "https://www.google.com/search?q=matomo"},
+    {
+        "referrerType": "search",
+        "referrerName": "Google",
+        "referrerKeyword": "matomo",
+        "referrerUrl": "https://www.google.com/search?q=matomo",
+    },
     {"referrerType": "campaign", "referrerName": "spring", "referrerKeyword": "", "referrerUrl": None},
-    {"referrerType": "website", "referrerName": "news.example.net", "referrerKeyword": "", "referrerUrl": "https://news.example.net/a"},
+    {
+        "referrerType": "website",
+        "referrerName": "news.example.net",
+        "referrerKeyword": "",
+        "referrerUrl": "https://news.example.net/a",
+    },
 ]
 _ITEMS = [("SKU-1", "Wetsuit", "Diving", 55.0), ("SKU-2", "Fins", "Diving", 13.45), ("SKU-3", "Mask", "Snorkel", 20.0)]
 
@@ -147,7 +219,9 @@ class World:
             "daysSinceFirstVisit": rng.randint(1, 60) if returning else 0,
         }
         if rng.random() < 0.1:
-            attrs["customVariables"] = {"1": {"customVariableName1": "plan", "customVariableValue1": rng.choice(["free", "pro"])}}
+            attrs["customVariables"] = {
+                "1": {"customVariableName1": "plan", "customVariableValue1": rng.choice(["free", "pro"])}
+            }
         visit = Visit(idvisit, site.idsite, f"{rng.getrandbits(64):016x}", attrs, [])
         for iddim, (_name, scope) in site.dimensions.items():
             if scope == "visit" and rng.random() < 0.6:
@@ -162,8 +236,19 @@ class World:
         }
 
     def _pageview(self, site: Site, at: int, path: str, pv: str) -> Action:
-        return Action("action", at, site.main_url + path, path.strip("/").title() or "Home", pv,
-                      self._link_id(), {}, self._action_dims(site))
+        attrs = {}
+        if self.rng.random() < 0.1:  # page-scope custom variables (the plugin is often absent)
+            attrs["customVariables"] = {"1": {"customVariablePageName1": "lang", "customVariablePageValue1": "en"}}
+        return Action(
+            "action",
+            at,
+            site.main_url + path,
+            path.strip("/").title() or "Home",
+            pv,
+            self._link_id(),
+            attrs,
+            self._action_dims(site),
+        )
 
     def _actions(self, site: Site, visit: Visit, start: int, count: int) -> list[Action]:
         """`count` trackable hits from `start`, with what they trigger (goals, carts, orders)."""
@@ -184,42 +269,86 @@ class World:
                 actions.append(action)
                 for idgoal, (gname, pattern, revenue) in site.goals.items():
                     if path == pattern:
-                        actions.append(Action("goal", at, action.url, None, pv, None,
-                                              {"goalId": idgoal, "goalName": gname, "revenue": revenue,
-                                               "goalPageId": action.page_id}, self._action_dims(site)))
+                        actions.append(
+                            Action(
+                                "goal",
+                                at,
+                                action.url,
+                                None,
+                                pv,
+                                None,
+                                {"goalId": idgoal, "goalName": gname, "revenue": revenue, "goalPageId": action.page_id},
+                                self._action_dims(site),
+                            )
+                        )
             elif roll < 0.65:
-                attrs = {"eventCategory": rng.choice(["Video", "Form", "Ecommerce"]),
-                         "eventAction": rng.choice(["Play", "Submit", "Cart change"])}
+                attrs = {
+                    "eventCategory": rng.choice(["Video", "Form", "Ecommerce"]),
+                    "eventAction": rng.choice(["Play", "Submit", "Cart change"]),
+                }
                 if rng.random() < 0.8:
                     attrs["eventName"] = rng.choice(["Intro video", "Newsletter signup", "added - Fins"])
                 if rng.random() < 0.6:
                     attrs["eventValue"] = rng.choice([1, 42.5, 3])
-                actions.append(Action("event", at, actions[-1].url, None, pv, self._link_id(), attrs, self._action_dims(site)))
+                actions.append(
+                    Action("event", at, actions[-1].url, None, pv, self._link_id(), attrs, self._action_dims(site))
+                )
             elif roll < 0.72:
                 actions.append(Action("download", at, site.main_url + "/files/brochure.pdf", None, pv, self._link_id()))
             elif roll < 0.78:
                 actions.append(Action("outlink", at, "https://partner.example.com/offer", None, pv, self._link_id()))
             elif roll < 0.84:
-                actions.append(Action("search", at, None, None, pv, self._link_id(),
-                                      {"siteSearchKeyword": rng.choice(["shoes", "fins"]),
-                                       "siteSearchCategory": rng.choice(["catalog", None]),
-                                       "siteSearchCount": rng.randint(0, 9)}))
+                actions.append(
+                    Action(
+                        "search",
+                        at,
+                        None,
+                        None,
+                        pv,
+                        self._link_id(),
+                        {
+                            "siteSearchKeyword": rng.choice(["shoes", "fins"]),
+                            "siteSearchCategory": rng.choice(["catalog", None]),
+                            "siteSearchCount": rng.randint(0, 9),
+                        },
+                    )
+                )
             elif roll < 0.92 or not site.ecommerce:
                 interaction = rng.choice([None, "click"])
-                actions.append(Action("content", at, actions[-1].url, None, pv, self._link_id(),
-                                      {"contentName": "Banner", "contentPiece": "banner.png",
-                                       "contentTarget": site.main_url + "/sale", "contentInteraction": interaction},
-                                      self._action_dims(site)))
+                actions.append(
+                    Action(
+                        "content",
+                        at,
+                        actions[-1].url,
+                        None,
+                        pv,
+                        self._link_id(),
+                        {
+                            "contentName": "Banner",
+                            "contentPiece": "banner.png",
+                            "contentTarget": site.main_url + "/sale",
+                            "contentInteraction": interaction,
+                        },
+                        self._action_dims(site),
+                    )
+                )
             else:
                 kind = rng.choice(["ecommerceOrder", "ecommerceAbandonedCart"])
                 items = rng.sample(_ITEMS, rng.randint(1, 2))
-                details = [{"itemSKU": s, "itemName": n, "itemCategory": c, "price": p, "quantity": q,
-                            "categories": [c]} for (s, n, c, p), q in zip(items, [2, 1], strict=False)]
+                details = [
+                    {"itemSKU": s, "itemName": n, "itemCategory": c, "price": p, "quantity": q, "categories": [c]}
+                    for (s, n, c, p), q in zip(items, [2, 1], strict=False)
+                ]
                 revenue = round(sum(d["price"] * d["quantity"] for d in details), 2)
                 attrs = {"revenue": revenue, "items": sum(d["quantity"] for d in details), "itemDetails": details}
                 if kind == "ecommerceOrder":
-                    attrs |= {"orderId": f"O-{visit.idvisit}-{len(actions)}", "revenueSubTotal": revenue,
-                              "revenueTax": round(revenue * 0.1, 2), "revenueShipping": 5, "revenueDiscount": 0}
+                    attrs |= {
+                        "orderId": f"O-{visit.idvisit}-{len(actions)}",
+                        "revenueSubTotal": revenue,
+                        "revenueTax": round(revenue * 0.1, 2),
+                        "revenueShipping": 5,
+                        "revenueDiscount": 0,
+                    }
                 actions.append(Action(kind, at, None, None, "", None, attrs, self._action_dims(site)))
             at += rng.randint(5, 90)
         return actions

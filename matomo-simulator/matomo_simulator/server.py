@@ -21,10 +21,9 @@ from matomo_simulator.render import render_custom_dimensions, render_goals, rend
 
 VERSION = "5.0.2"
 QUERY_TIMEOUT = (
-    "Could not run the query in time. Please try again later or reduce the date range "
-    "(live_query_max_execution_time)."
+    "Could not run the query in time. Please try again later or reduce the date range (live_query_max_execution_time)."
 )
-BAD_TOKEN = "Unable to authenticate with the provided token. It is either invalid or expired."
+BAD_TOKEN = "Unable to authenticate with the provided token. It is either invalid or expired."  # noqa: S105 - a message
 BAD_DATE = (
     "Date format must be: YYYY-MM-DD, or 'today' or 'yesterday' or any keyword supported by the "
     "strtotime function (see http://php.net/strtotime for more information): {value}"
@@ -151,7 +150,10 @@ class MatomoSimulator:
             raise MatomoError("The parameter 'module' must be API", 400)
         raw_site = params.get("idSite")
         if token is None:
-            raise MatomoError(f"You can't access this resource as it requires 'view' access for the website id = {raw_site or 1}.", 401)
+            raise MatomoError(
+                f"You can't access this resource as it requires 'view' access for the website id = {raw_site or 1}.",
+                401,
+            )
         if token not in self.tokens.grants:
             raise MatomoError(BAD_TOKEN, 401)
         allowed = self.tokens.sites_for(token)
@@ -175,11 +177,15 @@ class MatomoSimulator:
         try:
             idsite = int(raw_site or "")
         except ValueError as exc:
-            raise MatomoError(f"An unexpected website was found in the request: website id was set to '{raw_site}' .") from exc
+            raise MatomoError(
+                f"An unexpected website was found in the request: website id was set to '{raw_site}' ."
+            ) from exc
         if idsite not in world.sites:
             raise MatomoError(f"An unexpected website was found in the request: website id was set to '{idsite}' .")
         if allowed is not None and idsite not in allowed:
-            raise MatomoError(f"You can't access this resource as it requires 'view' access for the website id = {idsite}.", 401)
+            raise MatomoError(
+                f"You can't access this resource as it requires 'view' access for the website id = {idsite}.", 401
+            )
         return handlers[method](world.sites[idsite])
 
     def _day(self, value: str) -> date:
@@ -218,7 +224,8 @@ class MatomoSimulator:
         offset = int(params.get("filter_offset", 0))
         with self.world.lock:
             matched = [
-                v for v in self.world.visits.values()
+                v
+                for v in self.world.visits.values()
                 if v.idsite == idsite
                 and (lo is None or v.last_action >= lo)
                 and (hi is None or v.last_action <= hi)
@@ -244,13 +251,13 @@ def _handler_for(sim: MatomoSimulator) -> type[BaseHTTPRequestHandler]:
         server_version = "Apache"
         sys_version = ""
 
-        def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002 - quiet
+        def log_message(self, format: str, *args: t.Any) -> None:
             return
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._serve(form={})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode() if length else ""
             self._serve(form={k: v[-1] for k, v in parse_qs(raw, keep_blank_values=True).items()})
@@ -258,9 +265,7 @@ def _handler_for(sim: MatomoSimulator) -> type[BaseHTTPRequestHandler]:
         def _serve(self, form: dict[str, str]) -> None:
             parts = urlsplit(self.path)
             params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-            sim.requests.append(
-                RecordedRequest(self.command, self.path, params, sorted(form), "token_auth" in form)
-            )
+            sim.requests.append(RecordedRequest(self.command, self.path, params, sorted(form), "token_auth" in form))
             method = params.get("method", "")
             if "token_auth" in params:
                 sim.token_in_url = True

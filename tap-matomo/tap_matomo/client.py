@@ -6,7 +6,6 @@ so every body is parsed and checked here, whatever its status.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import typing as t
@@ -45,7 +44,7 @@ def matomo_json(response: requests.Response) -> t.Any:
     cached = getattr(response, "_matomo_json", None)
     if cached is None:
         cached = response.json()
-        response._matomo_json = cached  # type: ignore[attr-defined]  # noqa: SLF001
+        response._matomo_json = cached  # type: ignore[attr-defined]
     return cached
 
 
@@ -75,13 +74,13 @@ class MatomoStream(RESTStream):
     def site_label(self, context: Context | None) -> str:
         return f"site {context['idsite']}" if context and "idsite" in context else "all sites"
 
-    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:  # noqa: ARG002
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         params: dict[str, t.Any] = {"module": "API", "method": self.api_method, "format": "JSON"}
         if context and "idsite" in context:
             params["idSite"] = context["idsite"]
         return params
 
-    def prepare_request_payload(self, context: Context | None, next_page_token: t.Any) -> dict:  # noqa: ARG002
+    def prepare_request_payload(self, context: Context | None, next_page_token: t.Any) -> dict:
         # Matomo 5 rejects "secure only" tokens found in the URL: the body is the only place.
         return {"token_auth": self.config["token_auth"]}
 

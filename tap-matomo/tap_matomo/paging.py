@@ -56,7 +56,7 @@ class VisitWindowPaginator(BaseAPIPaginator[VisitPage]):
         self.lower_bound = lower_bound
         self.on_day_done = on_day_done
 
-    def continue_if_empty(self, response: requests.Response) -> bool:  # noqa: ARG002
+    def continue_if_empty(self, response: requests.Response) -> bool:
         # A page of visits already emitted, or an empty day, is not the end of the window.
         return True
 

@@ -93,9 +93,7 @@ def visit_fields(visit: dict, tz: tzinfo, site: dict, *, include_ip: bool) -> di
         "visitortype": text(visit.get("visitorType")),
         "sitename": text(visit.get("siteName")),
         "userid": text(visit.get("userId")),
-        "serverdateprettyfirstaction": (
-            local_date(first_at, tz).isoformat() if first_at is not None else None
-        ),
+        "serverdateprettyfirstaction": (local_date(first_at, tz).isoformat() if first_at is not None else None),
         "visitorid": text(visit.get("visitorId")),
         "referrertype": text(visit.get("referrerType")),
         "referrername": text(visit.get("referrerName")),
@@ -191,9 +189,7 @@ def action_fields(
     }
 
 
-def visit_to_records(
-    visit: dict, tz: tzinfo, site: dict, *, include_ip: bool = False
-) -> t.Iterator[dict[str, t.Any]]:
+def visit_to_records(visit: dict, tz: tzinfo, site: dict, *, include_ip: bool = False) -> t.Iterator[dict[str, t.Any]]:
     """One record per item of the visit's `actionDetails`, keyed `{idVisit}_{position}`."""
     idvisit = integer(visit.get("idVisit"))
     if idvisit is None:

@@ -6,34 +6,87 @@ Every problem is one line naming the setting, found before any request is sent.
 from __future__ import annotations
 
 import typing as t
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 
 SCHEMA = th.PropertiesList(
-    th.Property("url", th.StringType, required=True, title="Matomo URL",
-                description="Base URL of the Matomo server, e.g. https://matomo.example.org"),
-    th.Property("token_auth", th.StringType, required=True, secret=True, title="API token",
-                description="Matomo token_auth of a user with view access; sent only in POST bodies"),
-    th.Property("site_ids", th.ArrayType(th.IntegerType), title="Site ids",
-                description="Sites to extract; absent or empty means every site the token can view"),
-    th.Property("start_date", th.DateTimeType, title="Start date",
-                description="First instant (or site-local date) to extract when there is no state; default 3 days ago"),
-    th.Property("end_date", th.DateType, title="End date",
-                description="Last site-local day to extract (inclusive); default today"),
-    th.Property("page_size", th.IntegerType, default=500, title="Page size",
-                description="Visits per Live API request (Matomo's own default of 10 never applies)"),
-    th.Property("lookback_minutes", th.IntegerType, default=60, title="Lookback minutes",
-                description="How far before the bookmark a run reads again, for visits that grew or hits that landed late"),
-    th.Property("request_timeout", th.IntegerType, default=120, title="Request timeout",
-                description="Seconds to wait for one Matomo answer"),
-    th.Property("max_retries", th.IntegerType, default=5, title="Max retries",
-                description="Retries of a failed request (5xx, 429, timeouts, bad bodies) before the run fails"),
-    th.Property("retry_backoff_seconds", th.NumberType, default=2.0, title="Retry backoff",
-                description="First wait before a retry, doubled each time (Retry-After wins when sent)"),
-    th.Property("include_visitor_ip", th.BooleanType, default=False, title="Include visitor IP",
-                description="Emit visitIp (personal data) in the visitip column"),
+    th.Property(
+        "url",
+        th.StringType,
+        required=True,
+        title="Matomo URL",
+        description="Base URL of the Matomo server, e.g. https://matomo.example.org",
+    ),
+    th.Property(
+        "token_auth",
+        th.StringType,
+        required=True,
+        secret=True,
+        title="API token",
+        description="Matomo token_auth of a user with view access; sent only in POST bodies",
+    ),
+    th.Property(
+        "site_ids",
+        th.ArrayType(th.IntegerType),
+        title="Site ids",
+        description="Sites to extract; absent or empty means every site the token can view",
+    ),
+    th.Property(
+        "start_date",
+        th.DateTimeType,
+        title="Start date",
+        description="First instant (or site-local date) to extract when there is no state; default 3 days ago",
+    ),
+    th.Property(
+        "end_date",
+        th.DateType,
+        title="End date",
+        description="Last site-local day to extract (inclusive); default today",
+    ),
+    th.Property(
+        "page_size",
+        th.IntegerType,
+        default=500,
+        title="Page size",
+        description="Visits per Live API request (Matomo's own default of 10 never applies)",
+    ),
+    th.Property(
+        "lookback_minutes",
+        th.IntegerType,
+        default=60,
+        title="Lookback minutes",
+        description="How far before the bookmark a run reads again, for visits that grew or hits that landed late",
+    ),
+    th.Property(
+        "request_timeout",
+        th.IntegerType,
+        default=120,
+        title="Request timeout",
+        description="Seconds to wait for one Matomo answer",
+    ),
+    th.Property(
+        "max_retries",
+        th.IntegerType,
+        default=5,
+        title="Max retries",
+        description="Retries of a failed request (5xx, 429, timeouts, bad bodies) before the run fails",
+    ),
+    th.Property(
+        "retry_backoff_seconds",
+        th.NumberType,
+        default=2.0,
+        title="Retry backoff",
+        description="First wait before a retry, doubled each time (Retry-After wins when sent)",
+    ),
+    th.Property(
+        "include_visitor_ip",
+        th.BooleanType,
+        default=False,
+        title="Include visitor IP",
+        description="Emit visitIp (personal data) in the visitip column",
+    ),
 ).to_dict()
 
 
@@ -80,7 +133,7 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
             end = parsed.date() if isinstance(parsed, datetime) else parsed
     if start and end and end < start:
         found.append(f"end_date: {end} is before start_date {start}")
-    if start and start > date.today():  # noqa: DTZ011 - a day's slack for timezones below
-        if (start - date.today()).days > 1:  # noqa: DTZ011
-            found.append(f"start_date: {start} is in the future")
+    # A day's slack: "today" somewhere on Earth may be tomorrow here.
+    if start and (start - datetime.now(UTC).date()).days > 1:
+        found.append(f"start_date: {start} is in the future")
     return found

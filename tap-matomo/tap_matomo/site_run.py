@@ -84,9 +84,7 @@ class SiteRun:
 
     def day_done(self, day: date) -> None:
         """Log the day's progress and forget ids that can no longer come back."""
-        self.logger.info(
-            "%s %s: %d visits, %d actions emitted", self.label, day.isoformat(), *self._day_counts
-        )
+        self.logger.info("%s %s: %d visits, %d actions emitted", self.label, day.isoformat(), *self._day_counts)
         self._day_counts = [0, 0]
         self._seen_before, self._seen_today = self._seen_today, set()
 

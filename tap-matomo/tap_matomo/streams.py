@@ -62,12 +62,10 @@ class SitesStream(MatomoStream):
             "ecommerce": _flag(raw.get("ecommerce")),
             "sitesearch": _flag(raw.get("sitesearch")),
             "type": text(raw.get("type")),
-            "ts_created": (
-                datetime.fromisoformat(created).replace(tzinfo=UTC).isoformat() if created else None
-            ),
+            "ts_created": (datetime.fromisoformat(created).replace(tzinfo=UTC).isoformat() if created else None),
         }
 
-    def get_child_context(self, record: dict, context: Context | None) -> dict:  # noqa: ARG002
+    def get_child_context(self, record: dict, context: Context | None) -> dict:
         return {
             "idsite": record["idsite"],
             "timezone": record["timezone"],
@@ -90,7 +88,7 @@ class CustomDimensionsStream(SiteChildStream):
     primary_keys = ("idsite", "idcustomdimension")
     schema = schemas.CUSTOM_DIMENSIONS
 
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:  # noqa: ARG002
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         return {
             "idsite": integer(row.get("idsite")),
             "idcustomdimension": integer(row.get("idcustomdimension")),
@@ -111,7 +109,7 @@ class GoalsStream(SiteChildStream):
     primary_keys = ("idsite", "idgoal")
     schema = schemas.GOALS
 
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:  # noqa: ARG002
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         return {
             "idsite": integer(row.get("idsite")),
             "idgoal": integer(row.get("idgoal")),
@@ -141,7 +139,7 @@ class VisitsActionsStream(SiteChildStream):
     _run: SiteRun | None = None
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        assert context is not None  # noqa: S101 - always partitioned by its parent
+        assert context is not None
         self._run = run = self._start_site_run(context)
         if run.first_day > run.last_day:
             self.log("%s: nothing to read (window starts %s, after %s)", run.label, run.first_day, run.last_day)
@@ -187,7 +185,14 @@ class VisitsActionsStream(SiteChildStream):
             include_ip=bool(self.config.get("include_visitor_ip", False)),
             logger=self.logger,
         )
-        self.log("%s: visits whose last action is after %s (%s), days %s to %s", run.label, lower.isoformat(), origin, run.first_day, run.last_day)
+        self.log(
+            "%s: visits whose last action is after %s (%s), days %s to %s",
+            run.label,
+            lower.isoformat(),
+            origin,
+            run.first_day,
+            run.last_day,
+        )
         return run
 
     def get_new_paginator(self) -> VisitWindowPaginator:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+
+import requests
 from singer_sdk import Tap
-from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
 from tap_matomo import settings, streams
+from tap_matomo.records import InvalidVisitError
+from tap_matomo.timezones import UnknownTimezoneError
+
+#: Failures with a message that says it all: logged as one line, no traceback.
+EXPECTED_FAILURES = (FatalAPIError, RetriableAPIError, InvalidVisitError, UnknownTimezoneError)
 
 
 class TapMatomo(Tap):
@@ -28,6 +36,17 @@ class TapMatomo(Tap):
             streams.CustomDimensionsStream(self),
             streams.GoalsStream(self),
         ]
+
+    def sync_all(self) -> None:
+        try:
+            super().sync_all()
+        except EXPECTED_FAILURES as exc:
+            self.logger.error("tap-matomo failed: %s", exc)
+            sys.exit(1)
+        except requests.exceptions.RequestException as exc:
+            url = self.config["url"]
+            self.logger.error("tap-matomo failed: cannot reach Matomo at %s (%s)", url, type(exc).__name__)
+            sys.exit(1)
 
 
 if __name__ == "__main__":

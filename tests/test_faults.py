@@ -1,0 +1,107 @@
+"""Faults from Matomo: retried with backoff and then loaded in full, or failing with one clear message."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from matomo_simulator import Fault, MatomoSimulator
+
+from tests.helpers import TOKEN, run_tap
+
+TRANSIENT = [
+    Fault("status", times=2, status=500),
+    Fault("status", times=2, status=503),
+    Fault("rate_limit", times=1, retry_after=1),
+    Fault("slow", times=2, delay=2.5),
+    Fault("reset", times=2),
+    Fault("truncated", times=2),
+    Fault("empty", times=2),
+    Fault("query_timeout", times=2),
+    Fault("status", times=1, status=502, method="SitesManager.getSitesWithAtLeastViewAccess"),
+]
+
+
+@pytest.mark.parametrize("fault", TRANSIENT, ids=lambda f: f"{f.kind}-{f.status}-{f.method}")
+def test_transient_faults_are_retried_and_nothing_is_lost(
+    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path, fault: Fault
+) -> None:
+    simulator.inject(fault)
+    started = time.monotonic()
+    run = run_tap(tmp_path, {**tap_config, "site_ids": [3], "request_timeout": 1})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert simulator.faults == [], "the fault was never served"
+    assert "Retrying in" in run.stderr
+    assert {r["action_id"] for r in run.records()} == set(simulator.world.truth(3))
+    if fault.kind == "rate_limit":
+        assert time.monotonic() - started >= fault.retry_after  # Retry-After was honoured
+    if fault.kind == "query_timeout":
+        limits = [r.params["filter_limit"] for r in simulator.live_requests()]
+        assert limits[:3] == ["25", "12", "10"]  # smaller pages after "Could not run the query in time"
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (Fault("status", times=99, status=500), "HTTP 500"),
+        (Fault("query_timeout", times=99), "Could not run the query in time"),
+        (Fault("html", times=99), "body is not JSON"),
+        (Fault("envelope", times=99, message="Visitor log is disabled (mysql error)"), "Visitor log is disabled"),
+    ],
+    ids=["500", "query-timeout", "html", "error-envelope"],
+)
+def test_persistent_faults_fail_with_one_clear_message(
+    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path, fault: Fault, expected: str
+) -> None:
+    simulator.inject(fault)
+    run = run_tap(tmp_path, {**tap_config, "site_ids": [3], "max_retries": 2})
+    assert run.returncode != 0
+    errors = run.error_lines()
+    assert any(expected in line and "site 3" in line for line in errors), run.stderr[-3000:]
+    assert 3 not in {k for k, v in run.bookmarks().items() if v}, "no bookmark may advance for the failed site"
+
+
+def test_wrong_token_names_token_auth_never_the_token(
+    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path
+) -> None:
+    wrong = "not-the-right-token-77x"
+    run = run_tap(tmp_path, {**tap_config, "token_auth": wrong})
+    assert run.returncode != 0
+    assert any("token_auth" in line and "Unable to authenticate" in line for line in run.error_lines()), run.stderr
+    assert wrong not in run.stderr + run.stdout
+    assert len(simulator.requests) == 1  # auth errors are not retried
+
+
+@pytest.mark.parametrize("site", [2, 99])
+def test_site_without_access_or_unknown(
+    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path, site: int
+) -> None:
+    run = run_tap(tmp_path, {**tap_config, "token_auth": "tok-only-site-1", "site_ids": [1, site]})
+    assert run.returncode != 0
+    assert any(
+        f"site_ids: site {site} is unknown or token_auth has no view access" in line for line in run.error_lines()
+    )
+    assert run.records() == []
+    assert simulator.live_requests() == []
+
+
+def test_access_revoked_mid_run_names_the_site(simulator: MatomoSimulator, tap_config: dict, tmp_path: Path) -> None:
+    simulator.inject(
+        Fault(
+            "envelope",
+            status=401,
+            message="You can't access this resource as it requires 'view' access for the website id = 3.",
+        )
+    )
+    run = run_tap(tmp_path, {**tap_config, "site_ids": [3]})
+    assert run.returncode != 0
+    assert any("site 3" in line and "token_auth" in line for line in run.error_lines()), run.stderr[-2000:]
+
+
+def test_unreachable_url_fails_after_retries(tmp_path: Path) -> None:
+    run = run_tap(
+        tmp_path, {"url": "http://127.0.0.1:9", "token_auth": TOKEN, "max_retries": 1, "retry_backoff_seconds": 0.05}
+    )
+    assert run.returncode != 0
+    assert any("Connection" in line or "connect" in line for line in run.error_lines()), run.stderr[-2000:]

@@ -1,0 +1,71 @@
+"""Bad settings: one clear line naming the setting, exit != 0, and no request sent."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from matomo_simulator import MatomoSimulator
+
+from tests.helpers import TAP, TOKEN, run_tap
+
+BAD = [
+    ({"url": None}, "url"),
+    ({"url": "matomo.example.org"}, "url: 'matomo.example.org' is not an http(s) URL"),
+    ({"url": "ftp://matomo.example.org"}, "is not an http(s) URL"),
+    ({"token_auth": None}, "token_auth"),
+    ({"token_auth": ""}, "token_auth: is empty"),
+    ({"page_size": 0}, "page_size: must be a positive integer, got 0"),
+    ({"page_size": -5}, "page_size: must be a positive integer, got -5"),
+    ({"site_ids": ["abc"]}, "site_ids"),
+    ({"site_ids": [1.5]}, "site_ids"),
+    ({"start_date": "2026-11-20", "end_date": "2026-11-10"}, "end_date: 2026-11-10 is before start_date 2026-11-20"),
+    ({"start_date": "yesterday-ish"}, "start_date: 'yesterday-ish' is not a date"),
+    ({"start_date": "2999-01-01"}, "start_date: 2999-01-01 is in the future"),
+    ({"lookback_minutes": -1}, "lookback_minutes: must be 0 or more"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD, ids=[m.split(":")[0] + str(i) for i, (_, m) in enumerate(BAD)])
+def test_bad_setting_fails_before_any_request(
+    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path, change: dict, message: str
+) -> None:
+    config = {k: v for k, v in {**tap_config, **change}.items() if v is not None}
+    run = run_tap(tmp_path, config)
+    assert run.returncode != 0
+    assert any(message in line for line in run.error_lines()), run.stderr[-2000:]
+    assert simulator.requests == []
+    assert TOKEN not in run.stderr
+
+
+def test_about_lists_every_setting_and_hides_nothing_secret() -> None:
+    about = subprocess.run([TAP, "--about", "--format=markdown"], capture_output=True, text=True, check=True).stdout
+    for name in (
+        "url",
+        "token_auth",
+        "site_ids",
+        "start_date",
+        "end_date",
+        "page_size",
+        "lookback_minutes",
+        "request_timeout",
+        "include_visitor_ip",
+    ):
+        assert f"| {name} |" in about
+    about_json = json.loads(
+        subprocess.run([TAP, "--about", "--format=json"], capture_output=True, text=True, check=True).stdout
+    )
+    assert about_json["settings"]["properties"]["token_auth"]["secret"] is True
+    assert about_json["settings"]["properties"]["token_auth"]["writeOnly"] is True
+
+
+def test_discover_shows_the_key_and_replication_key(tmp_path: Path, tap_config: dict) -> None:
+    run = run_tap(tmp_path, tap_config, None, "--discover")
+    catalog = json.loads(run.stdout)
+    entry = next(s for s in catalog["streams"] if s["tap_stream_id"] == "visits_actions")
+    assert entry["key_properties"] == ["action_id"]
+    assert entry["replication_key"] == "action_timestamp"
+    assert entry["replication_method"] == "INCREMENTAL"
+    assert {s["tap_stream_id"] for s in catalog["streams"]} == {"sites", "visits_actions", "custom_dimensions", "goals"}
