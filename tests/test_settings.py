@@ -21,6 +21,8 @@ BAD = [
     ({"page_size": -5}, "page_size: must be a positive integer, got -5"),
     ({"site_ids": ["abc"]}, "site_ids"),
     ({"site_ids": [1.5]}, "site_ids"),
+    ({"site_ids": "1,x"}, "site_ids: '1,x' is not a site id"),
+    ({"site_ids": "0"}, "site_ids: '0' is not a site id"),
     ({"start_date": "2026-11-20", "end_date": "2026-11-10"}, "end_date: 2026-11-10 is before start_date 2026-11-20"),
     ({"start_date": "yesterday-ish"}, "start_date: 'yesterday-ish' is not a date"),
     ({"start_date": "2999-01-01"}, "start_date: 2999-01-01 is in the future"),

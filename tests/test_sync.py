@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+import pytest
 from matomo_simulator import MatomoSimulator, World
 
 from tests.helpers import TOKEN, action_ids, latest_versions, run_tap
@@ -50,8 +51,11 @@ def test_metadata_streams(simulator: MatomoSimulator, tap_config: dict, tmp_path
     assert goals == {(2, 1): "Signup", (2, 2): "Contact", (3, 1): "Newsletter"}
 
 
-def test_site_ids_narrow_the_extraction(simulator: MatomoSimulator, tap_config: dict, tmp_path: Path) -> None:
-    run = run_tap(tmp_path, {**tap_config, "site_ids": [3]})
+@pytest.mark.parametrize("site_ids", [[3], 3, "3", " 3 ", "[3]"])
+def test_site_ids_narrow_the_extraction(
+    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path, site_ids: object
+) -> None:
+    run = run_tap(tmp_path, {**tap_config, "site_ids": site_ids})
     assert run.returncode == 0
     assert {r["idsite"] for r in run.records()} == {3}
     assert {r["action_id"] for r in run.records()} == set(simulator.world.truth(3))

@@ -29,9 +29,12 @@ SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "site_ids",
-        th.ArrayType(th.IntegerType),
+        th.ArrayType(th.IntegerType),  # widened below
         title="Site ids",
-        description="Sites to extract; absent or empty means every site the token can view",
+        description=(
+            "Sites to extract: a list, one id, or a comma list such as '1,3' (as MATOMO_SITE gives it); "
+            "absent or empty means every site the token can view"
+        ),
     ),
     th.Property(
         "start_date",
@@ -90,6 +93,17 @@ SCHEMA = th.PropertiesList(
 ).to_dict()
 
 
+# site_ids also takes one id or a comma list (MATOMO_SITE); written by hand because the SDK's
+# AnyOf helper marks it nullable with a bare "null" that JSON Schema rejects.
+SCHEMA["properties"]["site_ids"]["anyOf"] = [
+    {"type": "array", "items": {"type": "integer"}},
+    {"type": "string"},
+    {"type": "integer"},
+    {"type": "null"},
+]
+del SCHEMA["properties"]["site_ids"]["type"], SCHEMA["properties"]["site_ids"]["items"]
+
+
 def _parse_instant(value: str) -> datetime | date:
     try:
         return datetime.fromisoformat(value)
@@ -97,9 +111,31 @@ def _parse_instant(value: str) -> datetime | date:
         return date.fromisoformat(value)
 
 
+def site_ids(config: t.Mapping[str, t.Any]) -> list[int]:
+    """`site_ids` as a list: it may come as a list, one id, or a comma list from an environment variable."""
+    value = config.get("site_ids")
+    if value in (None, "", []):
+        return []
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    items = value if isinstance(value, list) else str(value).strip("[] ").split(",")
+    try:
+        ids = [int(str(item).strip()) for item in items if str(item).strip()]
+    except ValueError:
+        ids = []
+    if not ids or any(i < 1 for i in ids) or any(isinstance(i, float) for i in items):
+        msg = f"site_ids: {value!r} is not a site id, a list of ids or a comma list such as '1,3'"
+        raise ValueError(msg)
+    return ids
+
+
 def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     """What is wrong with the config, one line each (the token's value is never quoted)."""
     found: list[str] = []
+    try:
+        site_ids(config)
+    except ValueError as exc:
+        found.append(str(exc))
     url = config.get("url")
     if isinstance(url, str):
         parts = urlsplit(url)

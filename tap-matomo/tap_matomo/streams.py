@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from singer_sdk.exceptions import FatalAPIError
 
-from tap_matomo import schemas
+from tap_matomo import schemas, settings
 from tap_matomo.client import MatomoStream, matomo_json
 from tap_matomo.coerce import integer, number, text
 from tap_matomo.paging import VisitPage, VisitWindowPaginator
@@ -36,7 +36,7 @@ class SitesStream(MatomoStream):
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         sites = [self._site(raw) for raw in self.request_records(context)]
-        wanted = [int(s) for s in self.config.get("site_ids") or []]
+        wanted = settings.site_ids(self.config)
         if wanted:
             known = {site["idsite"] for site in sites}
             missing = [s for s in wanted if s not in known]
