@@ -1,10 +1,13 @@
-# The front door: `make test` runs the whole suite, `make demo` the pipeline end to end.
+# The front door: `make demo` runs the pipeline end to end on embedded defaults,
+# `make test` runs the whole test suite. Both install what they need and reuse it next time.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PLUGINS_STAMP := .meltano/.installed
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test lint install clean
+.PHONY: demo test lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,14 +17,21 @@ $(STAMP): $(BIN)/python requirements-dev.txt tap-matomo/pyproject.toml matomo-si
 	$(BIN)/pip install --quiet -r requirements-dev.txt -e ./tap-matomo -e ./matomo-simulator
 	touch $(STAMP)
 
-install: $(STAMP)
+$(PLUGINS_STAMP): $(STAMP) meltano.yml $(wildcard plugins/*/*.lock)
+	$(BIN)/meltano install
+	touch $(PLUGINS_STAMP)
+
+install: $(PLUGINS_STAMP)
+
+demo: install
+	$(BIN)/python -m devenv.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint install
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .meltano .local .pytest_cache .ruff_cache output

@@ -53,8 +53,15 @@ def _service_user() -> str | None:
     try:
         pwd.getpwnam(SERVICE_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", SERVICE_USER], check=True)
+        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", SERVICE_USER], check=True)
     return SERVICE_USER
+
+
+def _run_as_service_user(command: list[str], *, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL binary as the service user, with its own group only (not root's)."""
+    user = _service_user()
+    identity = {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []} if user else {}
+    return subprocess.run(command, capture_output=True, text=True, check=check, **identity)
 
 
 def _hand_over(path: Path, user: str | None) -> None:
@@ -77,38 +84,19 @@ class LocalPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(binaries() / "pg_ctl"), "-D", str(self.data_dir), *args],
-            user=_service_user(),
-            capture_output=True,
-            text=True,
-            check=check,
-        )
+        return _run_as_service_user([str(binaries() / "pg_ctl"), "-D", str(self.data_dir), *args], check=check)
 
     def is_running(self) -> bool:
         return self.data_dir.joinpath("PG_VERSION").exists() and self._ctl("status", check=False).returncode == 0
 
     def start(self) -> LocalPostgres:
         """Initialise the folder if new, start the server if stopped; reuse a running one."""
-        user = _service_user()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        _hand_over(self.data_dir, user)
+        _hand_over(self.data_dir, _service_user())
         if not self.data_dir.joinpath("PG_VERSION").exists():
-            subprocess.run(
-                [
-                    str(binaries() / "initdb"),
-                    "-D",
-                    str(self.data_dir),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--locale=C",
-                ],
-                user=user,
-                capture_output=True,
-                text=True,
-                check=True,
+            initdb = str(binaries() / "initdb")
+            _run_as_service_user(
+                [initdb, "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "--locale=C", "-E", "UTF8"]
             )
         if self.is_running():
             return self

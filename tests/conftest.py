@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import socket
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from matomo_simulator import MatomoSimulator, World
 
+from devenv.postgres import LocalPostgres
 from tests.helpers import TOKEN
+from tests.pipeline import Meltano
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO.parent / "shared" / "samples" / "matomo-5.0.2"
@@ -41,6 +46,46 @@ def tap_config(simulator: MatomoSimulator) -> dict:
         "url": simulator.url,
         "token_auth": TOKEN,
         "page_size": 25,
-        "retry_backoff_seconds": 0.05,
+        "retry_backoff_ms": 50,
         "request_timeout": 5,
     }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    """A real PostgreSQL server for the whole session, on 127.0.0.1."""
+    server = LocalPostgres(tmp_path_factory.mktemp("pg") / "data", free_port()).start()
+    server.wait_ready()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database(postgres: LocalPostgres) -> Iterator[str]:
+    """A fresh, empty database; its URL."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://postgres@127.0.0.1:{postgres.port}/{name}"
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def meltano(simulator: MatomoSimulator, database: str, tmp_path: Path) -> Meltano:
+    """The project's Meltano, configured only through the Node tool's variables, with its own state."""
+    return Meltano(
+        {
+            "MATOMO_URL": simulator.url,
+            "MATOMO_KEY": TOKEN,
+            "PGDATABASE": database,
+            "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+            "TAP_MATOMO_RETRY_BACKOFF_MS": "50",
+        }
+    )

@@ -101,7 +101,7 @@ def test_access_revoked_mid_run_names_the_site(simulator: MatomoSimulator, tap_c
 
 def test_unreachable_url_fails_after_retries(tmp_path: Path) -> None:
     run = run_tap(
-        tmp_path, {"url": "http://127.0.0.1:9", "token_auth": TOKEN, "max_retries": 1, "retry_backoff_seconds": 0.05}
+        tmp_path, {"url": "http://127.0.0.1:9", "token_auth": TOKEN, "max_retries": 1, "retry_backoff_ms": 50}
     )
     assert run.returncode != 0
     assert any("Connection" in line or "connect" in line for line in run.error_lines()), run.stderr[-2000:]

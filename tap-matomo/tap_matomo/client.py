@@ -136,7 +136,7 @@ class MatomoStream(RESTStream):
         return int(self.config.get("max_retries", 5)) + 1
 
     def backoff_wait_generator(self) -> t.Generator[float, None, None]:
-        base = float(self.config.get("retry_backoff_seconds", 2.0))
+        base = int(self.config.get("retry_backoff_ms", 2000)) / 1000
 
         def wait(exception: Exception) -> float:
             response = getattr(exception, "response", None)

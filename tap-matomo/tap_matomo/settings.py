@@ -77,11 +77,11 @@ SCHEMA = th.PropertiesList(
         description="Retries of a failed request (5xx, 429, timeouts, bad bodies) before the run fails",
     ),
     th.Property(
-        "retry_backoff_seconds",
-        th.NumberType,
-        default=2.0,
-        title="Retry backoff",
-        description="First wait before a retry, doubled each time (Retry-After wins when sent)",
+        "retry_backoff_ms",
+        th.IntegerType,
+        default=2000,
+        title="Retry backoff (ms)",
+        description="First wait before a retry in milliseconds, doubled each time (Retry-After wins when sent)",
     ),
     th.Property(
         "include_visitor_ip",
@@ -149,7 +149,7 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
         value = config.get(name)
         if isinstance(value, int) and value < 1:
             found.append(f"{name}: must be a positive integer, got {value}")
-    for name in ("lookback_minutes", "max_retries"):
+    for name in ("lookback_minutes", "max_retries", "retry_backoff_ms"):
         value = config.get(name)
         if isinstance(value, int) and value < 0:
             found.append(f"{name}: must be 0 or more, got {value}")

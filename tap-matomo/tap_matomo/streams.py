@@ -34,6 +34,10 @@ class SitesStream(MatomoStream):
     primary_keys = ("idsite",)
     schema = schemas.SITES
 
+    def backoff_max_tries(self) -> int:
+        # The first call checks URL and token: a wrong one should fail fast, not after minutes.
+        return min(2, super().backoff_max_tries())
+
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         sites = [self._site(raw) for raw in self.request_records(context)]
         wanted = settings.site_ids(self.config)

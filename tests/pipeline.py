@@ -1,0 +1,63 @@
+"""Running the real Meltano project (meltano.yml) and reading what landed in PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+MELTANO = str(Path(sys.executable).parent / "meltano")
+STATE_ID = "dev:tap-matomo-to-target-postgres"
+
+
+@dataclass
+class Meltano:
+    """The project's Meltano with its own system database and a given environment."""
+
+    env: dict[str, str]
+
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [MELTANO, *args],
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [MELTANO, *args],
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+
+    def state(self) -> dict:
+        done = self.run("state", "get", STATE_ID)
+        if done.returncode != 0 or not done.stdout.strip():
+            return {}
+        return json.loads(done.stdout)
+
+    def bookmarks(self) -> dict[int, str]:
+        partitions = self.state().get("singer_state", {}).get("bookmarks", {}).get("visits_actions", {})
+        return {p["context"]["idsite"]: p["replication_key_value"] for p in partitions.get("partitions", [])}
+
+
+def raw_actions(database_url: str) -> list[tuple]:
+    """(action_id, idvisit, actions, visitduration) of every raw row."""
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT action_id, idvisit, actions, visitduration FROM matomo_raw.visits_actions"
+        ).fetchall()

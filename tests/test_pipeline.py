@@ -1,0 +1,152 @@
+"""`meltano run tap-matomo target-postgres` against the simulator, into a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from matomo_simulator import MatomoSimulator
+from matomo_simulator.render import render_visit
+
+from tests.helpers import TOKEN
+from tests.pipeline import ROOT, Meltano, raw_actions
+
+RUN = ("run", "tap-matomo", "target-postgres")
+
+
+def test_env_only_run_lands_exactly_the_truth(meltano: Meltano, simulator: MatomoSimulator, database: str) -> None:
+    meltano.env["MATOMO_SITE"] = "1,3"
+    done = meltano.run(*RUN)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = raw_actions(database)
+    truth = {**simulator.world.truth(1), **simulator.world.truth(3)}
+    assert len(rows) == len(truth)
+    assert {r[0] for r in rows} == set(truth)
+    with psycopg.connect(database) as conn:
+        types = dict(
+            conn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'matomo_raw' AND table_name = 'visits_actions'"
+            ).fetchall()
+        )
+        assert conn.execute("SELECT count(*) FROM matomo_raw.sites").fetchone()[0] == 2
+        assert conn.execute("SELECT current_setting('TimeZone')").fetchone()[0] in ("UTC", "Etc/UTC")
+    assert types["idvisit"] == "bigint"
+    assert types["_sdc_extracted_at"].startswith("timestamp")
+
+
+def test_rerun_keeps_no_duplicates_and_updates_grown_visits(
+    meltano: Meltano, simulator: MatomoSimulator, database: str
+) -> None:
+    assert meltano.run(*RUN).returncode == 0
+    first = raw_actions(database)
+    again = meltano.run(*RUN)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert sorted(raw_actions(database)) == sorted(first)
+    bookmarks = meltano.bookmarks()
+    assert set(bookmarks) == {1, 2, 3, 4}
+    assert all(bookmarks.values())
+
+    world = simulator.world
+    now = int(datetime.now(UTC).timestamp())
+    new = world.add_visit(1, now - 10)
+    grown = max((v for v in world.visits.values() if v.idsite == 2), key=lambda v: v.last_action)
+    world.grow_visit(grown.idvisit, now - 200, n_actions=2)
+    third = meltano.run(*RUN)
+    assert third.returncode == 0, third.stderr[-3000:]
+    rows = raw_actions(database)
+    ids = Counter(r[0] for r in rows)
+    assert max(ids.values()) == 1
+    assert set(ids) == set(world.truth())
+    expected = render_visit(world, grown)
+    grown_rows = [r for r in rows if r[1] == grown.idvisit]
+    assert len(grown_rows) == len(expected["actionDetails"])
+    assert {(r[2], r[3]) for r in grown_rows} == {(expected["actions"], expected["visitDuration"])}
+    assert any(r[1] == new.idvisit for r in rows)
+    assert meltano.bookmarks()[1] > bookmarks[1]
+
+
+def test_kill_9_mid_load_then_rerun_completes(meltano: Meltano, simulator: MatomoSimulator, database: str) -> None:
+    meltano.env["TARGET_POSTGRES_BATCH_SIZE_ROWS"] = "200"  # commit while the run goes on
+    slow_calls = []
+
+    def slow_after_a_few_pages(sim: MatomoSimulator, params: dict[str, str]) -> None:
+        slow_calls.append(1)
+        if len(slow_calls) > 12:
+            time.sleep(0.5)
+
+    simulator.before_live_request.append(slow_after_a_few_pages)
+    meltano.env["TAP_MATOMO_PAGE_SIZE"] = "10"
+    process = meltano.popen(*RUN)
+    deadline = time.monotonic() + 120
+    landed = 0
+    while time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.5)
+        try:
+            landed = len(raw_actions(database))
+        except psycopg.errors.UndefinedTable:
+            continue
+        if landed:
+            break
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert 0 < landed < len(simulator.world.truth())
+
+    simulator.before_live_request.clear()
+    # Meltano still sees the killed run as running (no heartbeat for 5 minutes yet): --force.
+    done = meltano.run(*RUN, "--force")
+    assert done.returncode == 0, done.stderr[-3000:]
+    ids = Counter(r[0] for r in raw_actions(database))
+    assert max(ids.values()) == 1
+    assert set(ids) == set(simulator.world.truth())
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"MATOMO_KEY": "wrong-token-123"}, "Matomo rejected token_auth"),
+        ({"MATOMO_SITE": "99"}, "site_ids: site 99 is unknown or token_auth has no view access"),
+        ({"MATOMO_URL": "http://127.0.0.1:9"}, "cannot reach Matomo at http://127.0.0.1:9"),
+        ({"PGDATABASE": "postgresql://postgres@127.0.0.1:9/nowhere"}, "port 9 failed: Connection refused"),
+        ({"MATOMO_URL": "matomo.example.org"}, "url: 'matomo.example.org' is not an http(s) URL"),
+    ],
+    ids=["wrong-token", "unknown-site", "unreachable-url", "unreachable-database", "url-without-scheme"],
+)
+def test_bad_settings_fail_fast_with_one_clear_line_and_keep_the_state(
+    meltano: Meltano, env: dict[str, str], expected: str
+) -> None:
+    assert meltano.run(*RUN).returncode == 0
+    bookmarks = meltano.state()["singer_state"]["bookmarks"]["visits_actions"]
+    meltano.env.update(env)
+    started = time.monotonic()
+    done = meltano.run(*RUN)
+    assert done.returncode != 0
+    assert time.monotonic() - started < 60
+    output = done.stdout + done.stderr
+    assert expected in output, output[-3000:]
+    assert "wrong-token-123" not in output
+    meltano.env = {k: v for k, v in meltano.env.items() if k not in env}
+    assert meltano.state()["singer_state"]["bookmarks"]["visits_actions"] == bookmarks
+
+
+def test_standalone_tap_into_another_singer_target(simulator: MatomoSimulator, tmp_path: Path) -> None:
+    """The tap is a plain Singer tap: piped into MeltanoLabs' target-csv, outside Meltano."""
+    tap = ROOT / ".meltano/extractors/tap-matomo/venv/bin/tap-matomo"
+    target = ROOT / ".meltano/loaders/target-csv/venv/bin/target-csv"
+    (tmp_path / "tap.json").write_text(json.dumps({"url": simulator.url, "token_auth": TOKEN, "site_ids": [3]}))
+    (tmp_path / "target.json").write_text(json.dumps({"output_path": str(tmp_path / "out")}))
+    pipeline = f"'{tap}' --config '{tmp_path / 'tap.json'}' | '{target}' --config '{tmp_path / 'target.json'}'"
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", pipeline], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    csv_file = next((tmp_path / "out").glob("visits_actions*.csv"))
+    lines = csv_file.read_text().splitlines()
+    assert len(lines) - 1 == len(simulator.world.truth(3))
