@@ -72,6 +72,9 @@ def start_postgres(stack: ExitStack) -> str:
 
 
 def report(database_url: str, seconds: float) -> None:
+    """Rows per site and day in the raw load, and the partitions and indexes of the `matomo` table."""
+    table = os.environ.get("DESTINATION_TABLE", "matomo")
+    schema = os.environ.get("DBT_SCHEMA", "public")
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
             """
@@ -80,6 +83,15 @@ def report(database_url: str, seconds: float) -> None:
             FROM matomo_raw.visits_actions GROUP BY 1, 2, 3 ORDER BY 1, 3
             """
         ).fetchall()
+        partitions = conn.execute(
+            """
+            SELECT c.relname, c.reltuples::bigint, (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid)
+            FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
+            WHERE h.inhparent = to_regclass(%s) ORDER BY 1
+            """,
+            (f"{schema}.{table}",),
+        ).fetchall()
+        main_rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))).fetchone()[0]
     total = sum(r[3] for r in rows)
     print(f"\n{'site':>4}  {'timezone':<18} {'day (UTC)':<10} {'visits':>7} {'actions':>8}")
     for idsite, tz, day, actions, visits in rows:
@@ -87,8 +99,11 @@ def report(database_url: str, seconds: float) -> None:
     rate = total / seconds if seconds else 0
     print(
         f"\n{total} actions in matomo_raw.visits_actions; "
-        f"`meltano run {JOB}` took {seconds:.1f} s ({rate:,.0f} actions/s)"
+        f"`meltano run {JOB}` took {seconds:.1f} s ({rate:,.0f} actions/s, extract, load and dbt build)"
     )
+    print(f"{schema}.{table}: {main_rows} rows in {len(partitions)} weekly partitions")
+    for name, _estimate, indexes in partitions:
+        print(f"  {name}: {indexes} indexes")
 
 
 def main() -> int:

@@ -239,8 +239,8 @@ class MatomoSimulator:
     def _visits_summary(self, idsite: int, params: dict[str, str]) -> dict:
         lo, hi = self.world.site_day_bounds(idsite, self._day(params.get("date", "today")))
         with self.world.lock:
-            # Matomo's archives count a visit on the day of its first action.
-            visits = [v for v in self.world.visits.values() if v.idsite == idsite and lo <= v.first_action < hi]
+            # Matomo's archives count a visit on the day of its last action.
+            visits = [v for v in self.world.visits.values() if v.idsite == idsite and lo <= v.last_action < hi]
             actions = sum(render_visit(self.world, v)["actions"] for v in visits)
         return {"nb_visits": len(visits), "nb_actions": actions}
 
