@@ -26,7 +26,6 @@
 
   {% if existing is not none and full_refresh %}
     {% do adapter.drop_relation(existing) %}
-    {% set existing = none %}
   {% endif %}
 
   {% call statement('stage') %}
@@ -35,17 +34,14 @@
     select pg_advisory_xact_lock(hashtext({{ dbt.string_literal(target_relation | string) }}));
   {% endcall %}
 
-  {% if existing is none %}
-    {% call statement('create_parent') %}
-      create table if not exists {{ target_relation }} (like {{ staged }})
-        partition by range ({{ adapter.quote(partition_by) }});
-      {% if unique_key %}
-      alter table {{ target_relation }}
-        add constraint {{ adapter.quote(target_relation.identifier ~ '_key') }}
-        unique ({{ unique_key | map('string') | join(', ') }});
-      {% endif %}
-    {% endcall %}
-  {% endif %}
+  {% call statement('create_parent') %}
+    create table if not exists {{ target_relation }} (
+      like {{ staged }}
+      {%- if unique_key %},
+      constraint {{ adapter.quote(target_relation.identifier ~ '_key') }} unique ({{ unique_key | join(', ') }})
+      {%- endif %}
+    ) partition by range ({{ adapter.quote(partition_by) }});
+  {% endcall %}
 
   {% for index in indexes %}
     {%- set parts = index.get('columns', []) -%}

@@ -1,0 +1,220 @@
+"""The dbt layer through Meltano: the weekly-partitioned `matomo` table and the models users query."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+import requests
+from matomo_simulator import MatomoSimulator, World
+
+from tests.helpers import TOKEN
+from tests.pipeline import Meltano
+
+JOB = ("run", "matomo-to-postgres")
+NODE_INDEXES = 16  # the Node tool's set (see data-contract.md)
+
+
+@pytest.fixture
+def world() -> World:
+    """Twelve days of visits, so the table spans several ISO weeks."""
+    world = World(seed=17)
+    now = datetime.now(UTC)
+    world.generate(now - timedelta(days=12), now - timedelta(minutes=1), visits_per_day=12)
+    return world
+
+
+@pytest.fixture
+def pipeline(meltano: Meltano) -> Meltano:
+    meltano.env["STARTDATE"] = (datetime.now(UTC) - timedelta(days=14)).date().isoformat()
+    done = meltano.run(*JOB)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return meltano
+
+
+def query(database: str, sql: str, *params: object) -> list[tuple]:
+    with psycopg.connect(database) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def snapshot(database: str) -> list[tuple]:
+    return query(database, "SELECT action_id, idvisit, actions, visitduration, loaded_at FROM matomo ORDER BY 1")
+
+
+def test_matomo_holds_the_latest_extraction_typed_partitioned_and_indexed(
+    pipeline: Meltano, simulator: MatomoSimulator, database: str
+) -> None:
+    truth = simulator.world.truth()
+    rows = query(database, "SELECT action_id FROM matomo")
+    assert len(rows) == len(truth) == query(database, "SELECT count(*) FROM stg_matomo__visits_actions")[0][0]
+    assert {r[0] for r in rows} == set(truth)
+
+    weeks = {datetime.fromisoformat(v["action_timestamp"]).isocalendar()[:2] for v in truth.values()}
+    partitions = query(
+        database,
+        """SELECT c.relname, (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid)
+           FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
+           WHERE h.inhparent = 'public.matomo'::regclass""",
+    )
+    assert {name for name, _ in partitions} == {f"matomo_{y}w{w:02d}" for y, w in weeks}
+    assert len(partitions) >= 2
+    assert all(count == NODE_INDEXES + 1 for _, count in partitions)  # + the unique key
+    assert query(
+        database,
+        "SELECT count(*) FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid "
+        "WHERE h.inhparent = 'public.matomo'::regclass AND c.relpartbound IS NULL",
+    ) == [(0,)]
+    unique = query(
+        database,
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = 'public.matomo'::regclass AND contype = 'u'",
+    )
+    assert unique == [("UNIQUE (action_id, action_timestamp)",)]
+
+    types = dict(
+        query(
+            database,
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name = 'matomo'",
+        )
+    )
+    expected = {
+        "action_id": "text",
+        "idsite": "integer",
+        "idvisit": "bigint",
+        "action_timestamp": "timestamp with time zone",
+        "visit_first_action_at": "timestamp with time zone",
+        "serverdateprettyfirstaction": "date",
+        "revenue": "numeric",
+        "action_eventvalue": "numeric",
+        "latitude": "numeric",
+        "items": "jsonb",
+        "usercustomdimensions": "jsonb",
+        "usercustomproperties": "jsonb",
+        "experiments": "jsonb",
+        "action_url": "text",
+        "visitduration": "integer",
+        "action_idlink_va": "bigint",
+        "dimension10": "text",
+    }
+    assert {k: types[k] for k in expected} == expected
+    assert len(types) >= 97
+
+
+def test_a_grown_visit_ends_with_its_new_rows_and_a_quiet_run_changes_nothing(
+    pipeline: Meltano, simulator: MatomoSimulator, database: str
+) -> None:
+    world = simulator.world
+    now = int(datetime.now(UTC).timestamp())
+    recent = sorted((v for v in world.visits.values() if v.last_action > now - 1800), key=lambda v: v.last_action)
+    if len(recent) < 2:
+        recent = [world.add_visit(1, now - 600, n_actions=4), world.add_visit(3, now - 500, n_actions=4)]
+        assert pipeline.run(*JOB).returncode == 0
+    grown, shrunk = recent[-1], recent[-2]
+    before = dict(query(database, "SELECT idvisit, count(*) FROM matomo GROUP BY 1"))
+    world.grow_visit(grown.idvisit, now - 120, n_actions=2)
+    with world.lock:  # Matomo dropped an action of this visit (a purge, a changed cap)
+        shrunk.actions.pop(1) if len(shrunk.actions) > 2 else shrunk.actions.append(shrunk.actions[-1])
+    done = pipeline.run(*JOB)
+    assert done.returncode == 0, done.stderr[-4000:]
+
+    truth = world.truth()
+    for visit in (grown, shrunk):
+        expected = {k for k, v in truth.items() if v["idvisit"] == visit.idvisit}
+        got = {r[0] for r in query(database, "SELECT action_id FROM matomo WHERE idvisit = %s", visit.idvisit)}
+        assert got == expected, visit.idvisit
+    assert len(expected) != before.get(shrunk.idvisit)
+    assert query(database, "SELECT count(*) FROM matomo")[0][0] == len(truth)
+
+    quiet_before = snapshot(database)
+    assert pipeline.run(*JOB).returncode == 0
+    assert snapshot(database) == quiet_before
+
+
+def test_a_one_week_query_reads_one_partition(pipeline: Meltano, database: str) -> None:
+    monday = (datetime.now(UTC) - timedelta(days=7)).date()
+    monday -= timedelta(days=monday.weekday())
+    plan = "\n".join(
+        r[0]
+        for r in query(
+            database,
+            "EXPLAIN SELECT count(*) FROM matomo WHERE action_timestamp >= %s AND action_timestamp < %s",
+            datetime(monday.year, monday.month, monday.day, tzinfo=UTC),
+            datetime(monday.year, monday.month, monday.day, tzinfo=UTC) + timedelta(days=7),
+        )
+    )
+    scanned = set(re.findall(r"on (matomo_\d{4}w\d{2})", plan))
+    year, week, _ = monday.isocalendar()
+    assert scanned == {f"matomo_{year}w{week:02d}"}, plan
+
+
+def test_matomo_daily_reconciles_with_visits_summary(
+    pipeline: Meltano, simulator: MatomoSimulator, database: str
+) -> None:
+    rows = query(database, "SELECT idsite, site_day, nb_visits, nb_actions FROM matomo_daily ORDER BY 1, 2")
+    assert len(rows) > 4 * 10
+    for idsite, day, nb_visits, nb_actions in rows:
+        summary = requests.post(  # Matomo's own daily totals
+            f"{simulator.url}/index.php",
+            params={
+                "module": "API",
+                "method": "VisitsSummary.get",
+                "format": "JSON",
+                "idSite": idsite,
+                "period": "day",
+                "date": day.isoformat(),
+            },
+            data={"token_auth": TOKEN},
+            timeout=10,
+        ).json()
+        assert (nb_visits, nb_actions) == (summary["nb_visits"], summary["nb_actions"]), (idsite, day)
+    visits = query(database, "SELECT count(*), sum(action_items) FROM matomo_visits")[0]
+    assert visits == (len(simulator.world.visits), len(simulator.world.truth()))
+
+
+def test_extra_indexes_destination_table_and_docs(pipeline: Meltano, database: str) -> None:
+    extra = "{extra_indexes: [{name: matomo_goal_idx, columns: [goal_id], where: \"action_type = 'goal'\"}]}"
+    done = pipeline.run("invoke", "dbt-postgres", "run", "--select", "matomo", "--vars", extra)
+    assert done.returncode == 0, done.stdout[-3000:]
+    definition = query(database, "SELECT indexdef FROM pg_indexes WHERE indexname = 'matomo_goal_idx'")
+    assert definition
+    assert "WHERE (action_type = 'goal'::text)" in definition[0][0]
+    partition_copies = query(
+        database,
+        "SELECT count(*) FROM pg_indexes WHERE tablename LIKE 'matomo_____w__' AND indexdef LIKE '%%(goal_id)%%'",
+    )[0][0]
+    assert partition_copies >= 2
+
+    pipeline.env["DESTINATION_TABLE"] = "matomo_events"
+    assert pipeline.run("invoke", "dbt-postgres", "run", "--select", "matomo").returncode == 0
+    assert query(database, "SELECT count(*) FROM matomo_events") == query(database, "SELECT count(*) FROM matomo")
+
+    pipeline.env["DESTINATION_TABLE"] = 'matomo"; DROP TABLE matomo; --'
+    bad = pipeline.run("invoke", "dbt-postgres", "run", "--select", "matomo")
+    assert bad.returncode != 0
+    assert "is not a plain table name" in bad.stdout + bad.stderr
+    assert query(database, "SELECT count(*) FROM matomo")[0][0] > 0
+
+    pipeline.env.pop("DESTINATION_TABLE")
+    docs = pipeline.run("invoke", "dbt-postgres:docs-generate")
+    assert docs.returncode == 0, docs.stdout[-3000:]
+
+
+def test_two_runs_at_once_do_not_race_on_partitions(pipeline: Meltano, database: str) -> None:
+    with psycopg.connect(database) as conn:
+        conn.execute("DROP TABLE matomo CASCADE")
+    first = pipeline.popen("invoke", "dbt-postgres", "run", "--select", "matomo")
+    second = pipeline.popen("invoke", "dbt-postgres", "run", "--select", "matomo")
+    outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    assert (
+        query(database, "SELECT count(*), count(DISTINCT action_id) FROM matomo")[0][0]
+        == query(database, "SELECT count(*) FROM stg_matomo__visits_actions")[0][0]
+    )
+
+
+def test_token_is_not_in_the_tables(pipeline: Meltano, database: str) -> None:
+    cells = query(database, "SELECT count(*) FROM matomo_raw.visits_actions t WHERE t::text LIKE %s", f"%{TOKEN}%")
+    assert cells == [(0,)]
