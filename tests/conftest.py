@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -58,12 +60,18 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
-    """A real PostgreSQL server for the whole session, on 127.0.0.1."""
-    server = LocalPostgres(tmp_path_factory.mktemp("pg") / "data", free_port()).start()
+def postgres() -> Iterator[LocalPostgres]:
+    """A real PostgreSQL server for the whole session, on 127.0.0.1.
+
+    Its folder is not under pytest's tmp_path: pytest deletes old session folders, and another
+    session running meanwhile would pull the data from under the server.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="tap-matomo-pg-"))
+    server = LocalPostgres(folder / "data", free_port()).start()
     server.wait_ready()
     yield server
     server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

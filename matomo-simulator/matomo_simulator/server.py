@@ -47,7 +47,8 @@ class Fault:
     kinds: `status` (HTTP `status` with an HTML body), `rate_limit` (429 + Retry-After),
     `slow` (answers after `delay` s), `reset` (closes the connection), `truncated` (half a
     JSON body), `html` (200 with a web page), `empty` (200, no body), `query_timeout`
-    (Matomo's "Could not run the query in time" envelope), `envelope` (any error `message`).
+    (Matomo's "Could not run the query in time" envelope), `envelope` (any error `message`),
+    `mangle` (the normal answer passed through `transform` first).
     """
 
     kind: str
@@ -57,6 +58,7 @@ class Fault:
     delay: float = 0.0
     retry_after: int = 1
     message: str = ""
+    transform: t.Callable[[t.Any], t.Any] | None = None
 
 
 @dataclass
@@ -282,6 +284,8 @@ def _handler_for(sim: MatomoSimulator) -> type[BaseHTTPRequestHandler]:
                 status = 200
             except MatomoError as exc:
                 body, status = {"result": "error", "message": exc.message}, exc.status
+            if fault and fault.kind == "mangle" and fault.transform and status == 200:
+                body = fault.transform(body)
             if fault and fault.kind == "truncated":
                 encoded = json.dumps(body).encode()
                 self._raw(200, encoded[: max(1, len(encoded) // 2)], "application/json")
@@ -293,7 +297,7 @@ def _handler_for(sim: MatomoSimulator) -> type[BaseHTTPRequestHandler]:
             if fault.kind == "slow":
                 time.sleep(fault.delay)
                 return False
-            if fault.kind == "truncated":
+            if fault.kind in ("truncated", "mangle"):
                 return False
             if fault.kind == "reset":
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
