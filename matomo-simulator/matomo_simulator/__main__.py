@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 from matomo_simulator.dataset import World
@@ -21,7 +21,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--visits-per-day", type=int, default=300, help="per site")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--sites", default="1,2,3,4", help="comma list of the built-in sites to serve")
-    parser.add_argument("--live-every", type=float, default=0, help="seconds between simulated new hits (0: none)")
     args = parser.parse_args(argv)
 
     world = World(seed=args.seed)
@@ -34,13 +33,8 @@ def main(argv: list[str] | None = None) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.wait(args.live_every or 3600):
-            if args.live_every:
-                for idsite in world.sites:
-                    world.add_visit(idsite, int(time.time()) - 1)
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
     sim.stop()
     return 0
 

@@ -209,7 +209,10 @@ class VisitsActionsStream(SiteChildStream):
         return VisitWindowPaginator(first, run.last_day, run.tz, run.lower_bound - 1, on_day_done=run.day_done)
 
     def get_url_params(self, context: Context | None, next_page_token: VisitPage | None) -> dict[str, t.Any]:
-        page = next_page_token or self.get_new_paginator().current_value
+        page = next_page_token  # the paginator always holds a page, the first one included
+        if page is None:
+            msg = "visits_actions is read page by page: no page to ask for"
+            raise RuntimeError(msg)
         return {
             **super().get_url_params(context, next_page_token),
             "period": "day",
