@@ -86,6 +86,17 @@ def test_site_without_access_or_unknown(
     assert simulator.live_requests() == []
 
 
+def test_bad_token_answered_with_status_200_like_matomo_4(
+    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path
+) -> None:
+    message = "Unable to authenticate with the provided token. It is either invalid or expired."
+    simulator.inject(Fault("envelope", times=99, method=None, status=200, message=message))
+    run = run_tap(tmp_path, tap_config)
+    assert run.returncode != 0
+    assert any("Matomo rejected token_auth (HTTP 200)" in line for line in run.error_lines()), run.stderr[-2000:]
+    assert len(simulator.requests) == 1
+
+
 def test_access_revoked_mid_run_names_the_site(simulator: MatomoSimulator, tap_config: dict, tmp_path: Path) -> None:
     simulator.inject(
         Fault(

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
-from matomo_simulator import MatomoSimulator, World
+from matomo_simulator import Fault, MatomoSimulator, World
 
 from tests.helpers import TOKEN, action_ids, latest_versions, run_tap
 
@@ -160,3 +160,14 @@ def test_truncated_visits_are_warned_about_and_flagged(tmp_path: Path) -> None:
     assert len(rows) == 12
     assert all(r["truncated_actions_count"] == len(long_visit.actions) - 12 for r in rows)
     assert f"visit {long_visit.idvisit} was cut by Matomo" in run.stderr
+
+
+def test_goals_as_an_object_keyed_by_id_like_other_matomo_versions(
+    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path
+) -> None:
+    simulator.inject(
+        Fault("mangle", times=99, method="Goals.getGoals", transform=lambda goals: {str(g["idgoal"]): g for g in goals})
+    )
+    run = run_tap(tmp_path, {**tap_config, "site_ids": [2]})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert {(g["idgoal"], g["name"]) for g in run.records("goals")} == {(1, "Signup"), (2, "Contact")}
