@@ -120,3 +120,33 @@ def test_the_same_churn_makes_a_plain_offset_loop_lose_visits(page_size: int) ->
         sim.before_live_request.append(churn)
         seen = _offset_loop(sim, today, page_size)
     assert before - seen, "the offset loop lost nothing: the churn is too weak to prove anything"
+
+
+def test_visits_leaving_a_crowded_second_while_it_is_read_by_offset(tmp_path: Path) -> None:
+    """More visits share one second than a page holds, and some of them grow while the tap steps through it."""
+    world = World(seed=5)
+    world.sites = {1: world.sites[1]}
+    day = datetime.now(UTC).date() - timedelta(days=1)
+    second = int(datetime.combine(day, datetime.min.time(), tzinfo=UTC).timestamp()) + 12 * 3600
+    burst = world.add_burst(1, second, 40)
+    rng = random.Random(3)  # noqa: S311 - test data
+    moved: list[int] = []
+
+    def grow_two_still_in_the_second(sim: MatomoSimulator, params: dict[str, str]) -> None:
+        if params.get("filter_offset", "0") == "0" and not moved:
+            return  # let the tap reach the second first
+        still = [v for v in burst if v.last_action == second]
+        for visit in rng.sample(still, min(2, len(still))):
+            world.grow_visit(visit.idvisit, int(sim.now()) - 1, n_actions=1)
+            moved.append(visit.idvisit)
+
+    config = {"token_auth": TOKEN, "page_size": 7, "site_ids": [1], "start_date": day.isoformat()}
+    with MatomoSimulator(world, {TOKEN: None}) as sim:
+        sim.before_live_request.append(grow_two_still_in_the_second)
+        run = run_tap(tmp_path, {**config, "url": sim.url})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(moved) >= 6
+    emitted = {r["idvisit"] for r in run.records()}
+    assert {v.idvisit for v in burst} <= emitted, sorted({v.idvisit for v in burst} - emitted)
+    ids = [r["action_id"] for r in run.records()]
+    assert len(ids) == len(set(ids))

@@ -171,3 +171,16 @@ def test_goals_as_an_object_keyed_by_id_like_other_matomo_versions(
     run = run_tap(tmp_path, {**tap_config, "site_ids": [2]})
     assert run.returncode == 0, run.stderr[-2000:]
     assert {(g["idgoal"], g["name"]) for g in run.records("goals")} == {(1, "Signup"), (2, "Contact")}
+
+
+def test_a_start_date_is_site_local_midnight(tmp_path: Path) -> None:
+    world = World(seed=4)
+    kolkata = world.sites[3].tz
+    day = datetime.now(UTC).date() - timedelta(days=2)
+    after_local_midnight = world.add_visit(3, int(datetime.combine(day, time(1), tzinfo=kolkata).timestamp()), 1)
+    before = world.add_visit(3, int(datetime.combine(day - timedelta(days=1), time(23), tzinfo=kolkata).timestamp()), 1)
+    with MatomoSimulator(world, {TOKEN: None}) as sim:
+        run = run_tap(tmp_path, {"url": sim.url, "token_auth": TOKEN, "site_ids": [3], "start_date": day.isoformat()})
+    visits = {r["idvisit"] for r in run.records()}
+    assert after_local_midnight.idvisit in visits  # 01:00 in Kolkata is still the day before in UTC
+    assert before.idvisit not in visits

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 import typing as t
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -70,16 +70,6 @@ class RecordedRequest:
     token_in_body: bool
 
 
-@dataclass
-class Tokens:
-    """token -> the site ids it may view (None: every site)."""
-
-    grants: dict[str, set[int] | None] = field(default_factory=dict)
-
-    def sites_for(self, token: str) -> set[int] | None:
-        return self.grants[token]
-
-
 class MatomoSimulator:
     """Serves a World over HTTP like Matomo 5; start() / stop(), or use it as a context manager."""
 
@@ -93,7 +83,7 @@ class MatomoSimulator:
         now: t.Callable[[], float] = time.time,
     ) -> None:
         self.world = world
-        self.tokens = Tokens(tokens)
+        self.tokens = tokens  # token -> the site ids it may view (None: every site)
         self.numeric_strings = numeric_strings
         self.now = now
         self.faults: list[Fault] = []
@@ -156,9 +146,9 @@ class MatomoSimulator:
                 f"You can't access this resource as it requires 'view' access for the website id = {raw_site or 1}.",
                 401,
             )
-        if token not in self.tokens.grants:
+        if token not in self.tokens:
             raise MatomoError(BAD_TOKEN, 401)
-        allowed = self.tokens.sites_for(token)
+        allowed = self.tokens[token]
         world = self.world
         if method == "API.getMatomoVersion":
             return {"value": VERSION}

@@ -71,9 +71,6 @@ class MatomoStream(RESTStream):
     def user_agent(self) -> str:
         return f"tap-matomo/{self._tap.plugin_version} (+singer-sdk)"
 
-    def site_label(self, context: Context | None) -> str:
-        return f"site {context['idsite']}" if context and "idsite" in context else "all sites"
-
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         params: dict[str, t.Any] = {"module": "API", "method": self.api_method, "format": "JSON"}
         if context and "idsite" in context:

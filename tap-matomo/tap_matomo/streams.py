@@ -172,13 +172,15 @@ class VisitsActionsStream(SiteChildStream):
             lower = bookmark - lookback
             origin = f"bookmark {bookmark.isoformat()} - {lookback}"
         else:
-            start = self.get_starting_timestamp(context)
-            if start is None:  # like the Node tool: the last 3 days, from site-local midnight
+            # Read here, not through the SDK, which would take a plain date as UTC midnight.
+            configured = self.config.get("start_date")
+            if configured:
+                start = datetime.fromisoformat(configured)
+                origin = "start_date"
+            else:  # like the Node tool: the last 3 days, from site-local midnight
                 start = datetime.combine(local_date(datetime.now(UTC), tz) - timedelta(days=3), time(0))
                 origin = "default start, 3 days ago"
-            else:
-                origin = "start_date"
-            lower = start if start.tzinfo else start.replace(tzinfo=tz)  # naive: site-local
+            lower = start if start.tzinfo else start.replace(tzinfo=tz)  # a date or naive time: site-local
         today = local_date(datetime.now(UTC), tz)
         end = self.config.get("end_date")
         last_day = min(date.fromisoformat(end[:10]), today) if end else today
