@@ -66,7 +66,6 @@ class RecordedRequest:
     http_method: str
     raw_url: str
     params: dict[str, str]
-    form_keys: list[str]
     token_in_body: bool
 
 
@@ -257,7 +256,7 @@ def _handler_for(sim: MatomoSimulator) -> type[BaseHTTPRequestHandler]:
         def _serve(self, form: dict[str, str]) -> None:
             parts = urlsplit(self.path)
             params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-            sim.requests.append(RecordedRequest(self.command, self.path, params, sorted(form), "token_auth" in form))
+            sim.requests.append(RecordedRequest(self.command, self.path, params, "token_auth" in form))
             method = params.get("method", "")
             if "token_auth" in params:
                 sim.token_in_url = True
