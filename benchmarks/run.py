@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ import psutil
 import psycopg
 from matomo_simulator import MatomoSimulator, World
 
+from devenv.net import free_port
 from devenv.postgres import LocalPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,12 +86,6 @@ def measured(
         msg = f"{label}: exit {process.returncode}"
         raise RuntimeError(msg)
     return Measure(label, elapsed, actions, peaks)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def world_of(days: float, visits_per_day: int, seed: int = 99) -> World:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import psycopg
 from dotenv import dotenv_values
 from psycopg import sql
 
+from devenv.net import free_port
 from devenv.postgres import LocalPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,12 +29,6 @@ LOCAL = ROOT / ".local"
 DEMO_TOKEN = "demo-token"  # noqa: S105 - the simulator's own token
 DEMO_DB = "matomo_demo"
 JOB = "matomo-to-postgres"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_simulator(stack: ExitStack) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import psycopg
 import pytest
 from matomo_simulator import MatomoSimulator, World
 
+from devenv.net import free_port
 from devenv.postgres import LocalPostgres
 from tests.helpers import TOKEN
 from tests.pipeline import Meltano
@@ -51,12 +51,6 @@ def tap_config(simulator: MatomoSimulator) -> dict:
         "retry_backoff_ms": 50,
         "request_timeout": 5,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

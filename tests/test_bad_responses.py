@@ -27,7 +27,7 @@ def _not_a_list(visits: list[dict]) -> dict:
     [
         (_without_action_details, "has no actionDetails list"),
         (_non_numeric_id, "visit without a numeric idVisit: 'abc'"),
-        (_not_a_list, "expected a list of visits, got dict"),
+        (_not_a_list, "expected a JSON list, got dict"),
     ],
     ids=["visit-without-actionDetails", "non-numeric-idVisit", "object-instead-of-list"],
 )

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
+from matomo_simulator.render import stringify_numbers
 from tap_matomo import schemas
 from tap_matomo.records import InvalidVisitError, visit_to_records
 from tap_matomo.timezones import local_wall_clock_to_utc, site_timezone
@@ -191,21 +192,10 @@ def test_every_contract_column_is_in_the_schema() -> None:
 
 
 def test_numeric_strings_from_older_stacks_map_to_the_same_records() -> None:
-    def stringify(value: object) -> object:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, (int, float)):
-            return str(value)
-        if isinstance(value, dict):
-            return {k: stringify(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [stringify(v) for v in value]
-        return value
-
     tz = site_timezone("Asia/Kolkata")
     for visit in load_sample("live_getLastVisitsDetails_site3_asia_kolkata_2026-11-27.json"):
         as_numbers = list(visit_to_records(visit, tz, KOLKATA))
-        as_strings = list(visit_to_records(stringify(visit), tz, KOLKATA))
+        as_strings = list(visit_to_records(stringify_numbers(visit), tz, KOLKATA))
         assert as_strings == as_numbers
 
 

@@ -143,7 +143,8 @@ def test_binds_to_loopback_only(simulator: MatomoSimulator) -> None:
     assert simulator.url.startswith("http://127.0.0.1:")
 
 
-def _fixed_world(now: datetime) -> World:
+def _two_site_world() -> World:
+    """Sites 1 (UTC) and 3 (Kolkata), no visits yet."""
     world = World(seed=3)
     world.sites = {k: v for k, v in world.sites.items() if k in (1, 3)}
     return world
@@ -151,7 +152,7 @@ def _fixed_world(now: datetime) -> World:
 
 def test_day_window_in_site_timezone_with_inclusive_end_and_strict_min_timestamp() -> None:
     now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-    world = _fixed_world(now)
+    world = _two_site_world()
     kolkata = world.sites[3].tz
     day = date(2026, 11, 25)
     midnight_after = int(datetime.combine(day + timedelta(days=1), time(0), tzinfo=kolkata).timestamp())
@@ -187,7 +188,7 @@ def test_day_window_in_site_timezone_with_inclusive_end_and_strict_min_timestamp
 
 def test_today_starts_yesterday_with_no_end_and_default_limit_is_ten() -> None:
     now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-    world = _fixed_world(now)
+    world = _two_site_world()
     yesterday = [world.add_visit(1, int(datetime(2026, 11, 26, 10, i, tzinfo=UTC).timestamp())) for i in range(8)]
     today = [world.add_visit(1, int(datetime(2026, 11, 27, 9, i, tzinfo=UTC).timestamp())) for i in range(8)]
     with MatomoSimulator(world, {TOKEN: None}, now=now.timestamp) as sim:
@@ -208,7 +209,7 @@ def test_today_starts_yesterday_with_no_end_and_default_limit_is_ten() -> None:
 
 def test_ties_on_last_action_are_ordered_by_idvisit_both_ways() -> None:
     now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-    world = _fixed_world(now)
+    world = _two_site_world()
     same = world.add_burst(1, int(datetime(2026, 11, 26, 10, 0, tzinfo=UTC).timestamp()), 5)
     with MatomoSimulator(world, {TOKEN: None}, now=now.timestamp) as sim:
         args = {"idSite": 1, "period": "day", "date": "2026-11-26"}

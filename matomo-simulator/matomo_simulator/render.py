@@ -2,7 +2,7 @@
 
 Quirks kept: action `timestamp` is the site-local wall clock encoded as a UTC epoch; content
 items have `"type": 13`; latitude/longitude are strings; `totalEcommerceItems` is a string
-unless 0; floats without a fraction are ints; with `numeric_strings` every int becomes a
+unless 0; floats without a fraction are ints; with `numeric_strings` every number becomes a
 string, as older PHP/MySQL stacks answer.
 """
 
@@ -47,15 +47,16 @@ def localised_epoch(at: int, site: Site) -> int:
     return calendar.timegm(datetime.fromtimestamp(at, site.tz).timetuple())
 
 
-def _stringify_ints(value: object) -> object:
+def stringify_numbers(value: object) -> object:
+    """Every number as a string, as older PHP/MySQL stacks answer (booleans stay booleans)."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, int):
+    if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, dict):
-        return {k: _stringify_ints(v) for k, v in value.items()}
+        return {k: stringify_numbers(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_stringify_ints(v) for v in value]
+        return [stringify_numbers(v) for v in value]
     return value
 
 
@@ -387,7 +388,7 @@ def render_visit(world: World, visit: Visit, *, numeric_strings: bool = False) -
     hidden = len(visit.actions) - len(out["actionDetails"])
     if hidden > 0:
         out["truncatedActionsCount"] = hidden
-    return _stringify_ints(out) if numeric_strings else out
+    return stringify_numbers(out) if numeric_strings else out
 
 
 def render_custom_dimensions(site: Site) -> list[dict]:

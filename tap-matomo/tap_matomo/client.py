@@ -34,6 +34,11 @@ class MatomoQueryTimeoutError(RetriableAPIError):
     """Matomo hit live_query_max_execution_time: retried with a smaller page."""
 
 
+def _is_transient(status: int) -> bool:
+    """Statuses worth another try: the server's errors and rate limiting."""
+    return status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == HTTPStatus.TOO_MANY_REQUESTS
+
+
 def _excerpt(response: requests.Response) -> str:
     body = response.text.strip().replace("\n", " ")
     return body[:_BODY_EXCERPT] + ("..." if len(body) > _BODY_EXCERPT else "")
@@ -94,7 +99,7 @@ class MatomoStream(RESTStream):
             body = matomo_json(response)
         except (ValueError, requests.exceptions.JSONDecodeError) as exc:
             msg = f"{what}: HTTP {status}, body is not JSON ({_excerpt(response) or 'empty body'})"
-            if status == HTTPStatus.OK or status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == 429:
+            if status == HTTPStatus.OK or _is_transient(status):
                 # A truncated or garbled answer: worth another try.
                 raise RetriableAPIError(msg, response) from exc
             raise FatalAPIError(msg) from exc
@@ -109,23 +114,25 @@ class MatomoStream(RESTStream):
                     "Check token_auth and that its user has view access to the site."
                 )
                 raise MatomoAuthError(msg)
-            if status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == 429:
+            if _is_transient(status):
                 raise RetriableAPIError(f"{what}: HTTP {status}: {message}", response)
             raise FatalAPIError(f"{what}: Matomo error (HTTP {status}): {message}")
 
-        if status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == 429:
+        if _is_transient(status):
             raise RetriableAPIError(f"{what}: HTTP {status} {response.reason}", response)
         if status >= HTTPStatus.BAD_REQUEST:
             raise FatalAPIError(f"{what}: HTTP {status} {response.reason}: {_excerpt(response)}")
 
-    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+    def json_list(self, response: requests.Response) -> list:
+        """The body, which must be a JSON list (every Matomo method read here answers one)."""
         body = matomo_json(response)
-        if isinstance(body, dict):  # Goals.getGoals answers an object keyed by id on some versions
-            body = list(body.values())
         if not isinstance(body, list):
             msg = f"{self._describe(response)}: expected a JSON list, got {type(body).__name__}"
             raise FatalAPIError(msg)
-        yield from body
+        return body
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+        yield from self.json_list(response)
 
     # Retries: exponential backoff, Retry-After honoured, smaller pages after query timeouts.
 

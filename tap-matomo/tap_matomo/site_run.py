@@ -15,6 +15,8 @@ from datetime import date, datetime, tzinfo
 from tap_matomo.coerce import integer
 from tap_matomo.records import InvalidVisitError, visit_to_records
 
+_HORIZON_SLACK_SECONDS = 60  # keep a little more than the next run reads, never less
+
 
 @dataclass
 class SiteRun:
@@ -29,6 +31,7 @@ class SiteRun:
     recent_visits: dict[str, list[int]]  # from state: idvisit -> [last action epoch, action count]
     include_ip: bool
     logger: logging.Logger
+    started_at: int  # UTC epoch: the SDK caps the new bookmark at about the run's start
     visits_emitted: int = 0
     actions_emitted: int = 0
     visits_unchanged: int = 0
@@ -89,10 +92,14 @@ class SiteRun:
         self._seen_before, self._seen_today = self._seen_today, set()
 
     def recent_visits_to_keep(self, bookmark: str | None) -> dict[str, list[int]]:
-        """Signatures of the visits the next run's lookback window will read again."""
-        newest = self.max_last_action
+        """Signatures of the visits the next run's lookback window will read again.
+
+        The next run starts `lookback` before the new bookmark: the newest action emitted, capped
+        at the run's start (visits that moved later during the run are read again, not skipped).
+        """
+        newest = min(self.max_last_action, self.started_at)
         if bookmark:
             newest = max(newest, int(datetime.fromisoformat(bookmark).timestamp()))
-        horizon = newest - self.lookback_seconds
+        horizon = newest - self.lookback_seconds - _HORIZON_SLACK_SECONDS
         merged = {**self.recent_visits, **self._emitted}
         return {idvisit: sig for idvisit, sig in merged.items() if sig[0] >= horizon}

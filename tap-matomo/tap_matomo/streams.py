@@ -114,6 +114,13 @@ class GoalsStream(SiteChildStream):
     primary_keys = ("idsite", "idgoal")
     schema = schemas.GOALS
 
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+        body = matomo_json(response)
+        if isinstance(body, dict):  # an object keyed by idgoal outside Matomo 5.0
+            yield from body.values()
+            return
+        yield from super().parse_response(response)
+
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         return {
             "idsite": integer(row.get("idsite")),
@@ -194,6 +201,7 @@ class VisitsActionsStream(SiteChildStream):
             recent_visits=state.get(RECENT_VISITS_KEY) or {},
             include_ip=bool(self.config.get("include_visitor_ip", False)),
             logger=self.logger,
+            started_at=int(datetime.now(UTC).timestamp()),
         )
         self.log(
             "%s: visits whose last action is after %s (%s), days %s to %s",
@@ -226,11 +234,7 @@ class VisitsActionsStream(SiteChildStream):
         }
 
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
-        visits = matomo_json(response)
-        if not isinstance(visits, list):
-            msg = f"{self._describe(response)}: expected a list of visits, got {type(visits).__name__}"
-            raise FatalAPIError(msg)
-        yield from self._require_run().records_of_page(visits)
+        yield from self._require_run().records_of_page(self.json_list(response))
 
     def _require_run(self) -> SiteRun:
         if self._run is None:
