@@ -20,7 +20,7 @@ from tests.helpers import TOKEN
 from tests.pipeline import Meltano
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO.parent / "shared" / "samples" / "matomo-5.0.2"
+SAMPLES = REPO / "tests" / "fixtures" / "matomo-5.0.2"
 
 
 def load_sample(name: str) -> object:

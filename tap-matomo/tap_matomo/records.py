@@ -1,7 +1,7 @@
 """Mapping of one Matomo visit (Live.getLastVisitsDetails item) to `visits_actions` records.
 
 Pure functions, no I/O: one record per `actionDetails` item, in order, each carrying its
-visit's fields. See docs/data-contract.md for the columns.
+visit's fields. The columns are columns.py's (docs/data-contract.md describes them).
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ import typing as t
 from datetime import UTC, datetime, tzinfo
 
 from tap_matomo.coerce import integer, number, text
+from tap_matomo.columns import DIMENSION_NAMES
+from tap_matomo.columns import VISITS_ACTIONS as COLUMNS
 from tap_matomo.timezones import local_date, local_wall_clock_to_utc
 
 CONTENT_TYPE = "13"
-DIMENSION_COLUMNS = 10
+_ITEM_LISTS = ("ecommerceOrder", "ecommerceAbandonedCart")
 
 
 class InvalidVisitError(ValueError):
@@ -75,55 +77,33 @@ def action_type(raw: t.Any) -> str | None:
     return "content" if word == CONTENT_TYPE else word
 
 
+def _plain(scope: str) -> tuple[tuple[str, str, t.Callable[[t.Any], t.Any]], ...]:
+    """(column, Matomo key, coercion) of the registry's columns read straight from one key."""
+    return tuple((c.name, c.source, _COERCE[c.sql_type]) for c in COLUMNS if c.scope == scope and c.source)
+
+
+_COERCE: dict[str, t.Callable[[t.Any], t.Any]] = {
+    "text": text,
+    "integer": integer,
+    "bigint": integer,
+    "numeric": number,
+}
+VISIT_PLAIN = _plain("visit")
+ACTION_PLAIN = _plain("action")
+
+
 def visit_fields(visit: dict, tz: tzinfo, site: dict, *, include_ip: bool) -> dict[str, t.Any]:
-    """The columns every action of a visit shares."""
+    """The columns every action of a visit shares: the registry's plain ones, then the derived ones."""
+    fields = {name: coerce(visit.get(key)) for name, key, coerce in VISIT_PLAIN}
     first_at = integer(visit.get("firstActionTimestamp"))
-    fields: dict[str, t.Any] = {
+    experiments = visit.get("experiments")
+    fields |= {
         "idsite": integer(visit.get("idSite")) or site.get("idsite"),
-        "idvisit": integer(visit.get("idVisit")),
-        "actions": integer(visit.get("actions")),
-        "country": text(visit.get("country")),
-        "region": text(visit.get("region")),
-        "city": text(visit.get("city")),
-        "operatingsystemname": text(visit.get("operatingSystemName")),
-        "devicemodel": text(visit.get("deviceModel")),
-        "devicebrand": text(visit.get("deviceBrand")),
-        "visitduration": integer(visit.get("visitDuration")),
-        "dayssincefirstvisit": integer(visit.get("daysSinceFirstVisit")),
-        "visitortype": text(visit.get("visitorType")),
-        "sitename": text(visit.get("siteName")),
-        "userid": text(visit.get("userId")),
         "serverdateprettyfirstaction": (local_date(first_at, tz).isoformat() if first_at is not None else None),
-        "visitorid": text(visit.get("visitorId")),
-        "referrertype": text(visit.get("referrerType")),
-        "referrername": text(visit.get("referrerName")),
-        "resolution": text(visit.get("resolution")),
-        "experiments": visit.get("experiments") if isinstance(visit.get("experiments"), list) else None,
-        "visitcount": integer(visit.get("visitCount")),
-        "fingerprint": text(visit.get("fingerprint")),
-        "countrycode": text(visit.get("countryCode")),
-        "regioncode": text(visit.get("regionCode")),
-        "continentcode": text(visit.get("continentCode")),
-        "latitude": number(visit.get("latitude")),
-        "longitude": number(visit.get("longitude")),
-        "language_code": text(visit.get("languageCode")),
-        "browsername": text(visit.get("browserName")),
-        "browserversion": text(visit.get("browserVersion")),
-        "browserfamily": text(visit.get("browserFamily")),
-        "operatingsystemversion": text(visit.get("operatingSystemVersion")),
-        "devicetype": text(visit.get("deviceType")),
-        "referrerkeyword": text(visit.get("referrerKeyword")),
-        "referrerurl": text(visit.get("referrerUrl")),
-        "visitconverted": integer(visit.get("visitConverted")),
-        "visitecommercestatus": text(visit.get("visitEcommerceStatus")),
-        "goalconversions": integer(visit.get("goalConversions")),
-        "events": integer(visit.get("events")),
-        "searches": integer(visit.get("searches")),
-        "interactions": integer(visit.get("interactions")),
+        "experiments": experiments if isinstance(experiments, list) else None,
         "visit_first_action_at": _epoch_iso(first_at),
         "visit_last_action_at": _epoch_iso(visit.get("lastActionTimestamp")),
         "visit_custom_variables": _custom_variables(visit.get("customVariables"), "customVariable"),
-        "truncated_actions_count": integer(visit.get("truncatedActionsCount")),
         "site_timezone": site.get("timezone"),
         "site_currency": text(visit.get("siteCurrency")) or site.get("currency"),
     }
@@ -139,54 +119,26 @@ def action_fields(
     tz: tzinfo,
     bounds: tuple[int | None, int | None],
 ) -> dict[str, t.Any]:
-    """The columns of one `actionDetails` item."""
+    """The columns of one `actionDetails` item: the registry's plain ones, then the derived ones."""
+    fields = {name: coerce(action.get(key)) for name, key, coerce in ACTION_PLAIN}
     localised = integer(action.get("timestamp"))
     instant = local_wall_clock_to_utc(localised, tz, *bounds) if localised is not None else None
     dimensions = {**visit_dimensions, **_dimensions(action)}
     kind = action_type(action.get("type"))
-    is_item_list = kind in ("ecommerceOrder", "ecommerceAbandonedCart")
-    return {
+    fields |= {
         "action_type": kind,
-        "action_eventcategory": text(action.get("eventCategory")),
-        "action_eventaction": text(action.get("eventAction")),
-        "action_eventname": text(action.get("eventName")),
-        "action_eventvalue": number(action.get("eventValue")),
-        "action_timespent": integer(action.get("timeSpent")),
         "action_timestamp": _iso(instant),
         "usercustomproperties": _custom_variables(action.get("customVariables"), "customVariablePage"),
         "usercustomdimensions": dimensions or None,
-        **{f"dimension{n}": dimensions.get(f"dimension{n}") for n in range(1, DIMENSION_COLUMNS + 1)},
-        "action_url": text(action.get("url")),
-        "sitesearchkeyword": text(action.get("siteSearchKeyword")),
-        "action_title": text(action.get("title")),
+        **{name: dimensions.get(name) for name in DIMENSION_NAMES},
         "action_position": position,
-        "action_idlink_va": integer(action.get("pageId")),
-        "action_idpageview": text(action.get("idpageview")),
-        "action_page_title": text(action.get("pageTitle")),
         "action_page_load_ms": integer(
             action.get("pageLoadTimeMilliseconds", action.get("generationTimeMilliseconds"))
         ),
-        "sitesearchcategory": text(action.get("siteSearchCategory")),
-        "sitesearchcount": integer(action.get("siteSearchCount")),
-        "content_name": text(action.get("contentName")),
-        "content_piece": text(action.get("contentPiece")),
-        "content_target": text(action.get("contentTarget")),
-        "content_interaction": text(action.get("contentInteraction")),
-        "goal_id": integer(action.get("goalId")),
-        "goal_name": text(action.get("goalName")),
-        "goal_page_idlink_va": integer(action.get("goalPageId")),
-        "revenue": number(action.get("revenue")),
-        "order_id": text(action.get("orderId")),
-        "revenue_subtotal": number(action.get("revenueSubTotal")),
-        "revenue_tax": number(action.get("revenueTax")),
-        "revenue_shipping": number(action.get("revenueShipping")),
-        "revenue_discount": number(action.get("revenueDiscount")),
-        "items_count": integer(action.get("items")) if is_item_list else None,
+        "items_count": integer(action.get("items")) if kind in _ITEM_LISTS else None,
         "items": _items(action.get("itemDetails")),
-        "product_view_sku": text(action.get("productViewSku")),
-        "product_view_name": text(action.get("productViewName")),
-        "product_view_price": number(action.get("productViewPrice")),
     }
+    return fields
 
 
 def visit_to_records(visit: dict, tz: tzinfo, site: dict, *, include_ip: bool = False) -> t.Iterator[dict[str, t.Any]]:

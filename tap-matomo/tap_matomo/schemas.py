@@ -1,113 +1,22 @@
-"""JSON schemas of the streams, in the column order of docs/data-contract.md."""
+"""JSON schemas of the streams; `visits_actions` comes from the column registry (columns.py)."""
 
 from __future__ import annotations
 
 from singer_sdk import typing as th
 
+from tap_matomo.columns import REQUIRED, VISITS_ACTIONS as COLUMNS
+
 _TEXT = th.StringType
 _INT = th.IntegerType
 _NUM = th.NumberType
 
-ITEM = th.ObjectType(
-    th.Property("sku", _TEXT),
-    th.Property("name", _TEXT),
-    th.Property("category", _TEXT),
-    th.Property("categories", th.ArrayType(_TEXT)),
-    th.Property("price", _NUM),
-    th.Property("quantity", _NUM),
-)
-
 VISITS_ACTIONS = th.PropertiesList(
-    # Columns kept from the Node tool (@socialgouv/matomo-postgres).
-    th.Property("action_id", _TEXT, required=True, description="{idvisit}_{position}"),
-    th.Property("idsite", _INT, required=True),
-    th.Property("idvisit", _INT, required=True),
-    th.Property("actions", _INT),
-    th.Property("country", _TEXT),
-    th.Property("region", _TEXT),
-    th.Property("city", _TEXT),
-    th.Property("operatingsystemname", _TEXT),
-    th.Property("devicemodel", _TEXT),
-    th.Property("devicebrand", _TEXT),
-    th.Property("visitduration", _INT),
-    th.Property("dayssincefirstvisit", _INT),
-    th.Property("visitortype", _TEXT),
-    th.Property("sitename", _TEXT),
-    th.Property("userid", _TEXT),
-    th.Property("serverdateprettyfirstaction", th.DateType),
-    th.Property("action_type", _TEXT),
-    th.Property("action_eventcategory", _TEXT),
-    th.Property("action_eventaction", _TEXT),
-    th.Property("action_eventname", _TEXT),
-    th.Property("action_eventvalue", _NUM),
-    th.Property("action_timespent", _INT),
-    th.Property("action_timestamp", th.DateTimeType, required=True, description="true UTC"),
-    th.Property("usercustomproperties", th.ObjectType(additional_properties=True)),
-    th.Property("usercustomdimensions", th.ObjectType(additional_properties=True)),
-    *(th.Property(f"dimension{n}", _TEXT) for n in range(1, 11)),
-    th.Property("action_url", _TEXT),
-    th.Property("sitesearchkeyword", _TEXT),
-    th.Property("action_title", _TEXT),
-    th.Property("visitorid", _TEXT),
-    th.Property("referrertype", _TEXT),
-    th.Property("referrername", _TEXT),
-    th.Property("resolution", _TEXT),
-    th.Property("experiments", th.ArrayType(th.ObjectType(additional_properties=True))),
-    # Visit columns the Node tool drops.
-    th.Property("visitcount", _INT),
-    th.Property("fingerprint", _TEXT),
-    th.Property("countrycode", _TEXT),
-    th.Property("regioncode", _TEXT),
-    th.Property("continentcode", _TEXT),
-    th.Property("latitude", _NUM),
-    th.Property("longitude", _NUM),
-    th.Property("language_code", _TEXT),
-    th.Property("browsername", _TEXT),
-    th.Property("browserversion", _TEXT),
-    th.Property("browserfamily", _TEXT),
-    th.Property("operatingsystemversion", _TEXT),
-    th.Property("devicetype", _TEXT),
-    th.Property("referrerkeyword", _TEXT),
-    th.Property("referrerurl", _TEXT),
-    th.Property("visitconverted", _INT),
-    th.Property("visitecommercestatus", _TEXT),
-    th.Property("goalconversions", _INT),
-    th.Property("events", _INT),
-    th.Property("searches", _INT),
-    th.Property("interactions", _INT),
-    th.Property("visit_first_action_at", th.DateTimeType),
-    th.Property("visit_last_action_at", th.DateTimeType),
-    th.Property("visit_custom_variables", th.ObjectType(additional_properties=True)),
-    th.Property("truncated_actions_count", _INT, description="set when Matomo cut the visit"),
-    th.Property("site_timezone", _TEXT),
-    th.Property("site_currency", _TEXT),
-    th.Property("visitip", _TEXT, description="only with include_visitor_ip"),
-    # Action columns the Node tool drops.
-    th.Property("action_position", _INT),
-    th.Property("action_idlink_va", _INT),
-    th.Property("action_idpageview", _TEXT),
-    th.Property("action_page_title", _TEXT),
-    th.Property("action_page_load_ms", _INT),
-    th.Property("sitesearchcategory", _TEXT),
-    th.Property("sitesearchcount", _INT),
-    th.Property("content_name", _TEXT),
-    th.Property("content_piece", _TEXT),
-    th.Property("content_target", _TEXT),
-    th.Property("content_interaction", _TEXT),
-    th.Property("goal_id", _INT),
-    th.Property("goal_name", _TEXT),
-    th.Property("goal_page_idlink_va", _INT),
-    th.Property("revenue", _NUM),
-    th.Property("order_id", _TEXT),
-    th.Property("revenue_subtotal", _NUM),
-    th.Property("revenue_tax", _NUM),
-    th.Property("revenue_shipping", _NUM),
-    th.Property("revenue_discount", _NUM),
-    th.Property("items_count", _INT),
-    th.Property("items", th.ArrayType(ITEM)),
-    th.Property("product_view_sku", _TEXT),
-    th.Property("product_view_name", _TEXT),
-    th.Property("product_view_price", _NUM),
+    *(
+        th.Property(
+            column.name, column.json_type, required=column.name in REQUIRED, description=column.description or None
+        )
+        for column in COLUMNS
+    )
 ).to_dict()
 
 SITES = th.PropertiesList(
