@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from singer_sdk import typing as th
 
-from tap_matomo.columns import REQUIRED, VISITS_ACTIONS as COLUMNS
+from tap_matomo.columns import REQUIRED
+from tap_matomo.columns import VISITS_ACTIONS as COLUMNS
 
 _TEXT = th.StringType
 _INT = th.IntegerType
