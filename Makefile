@@ -13,11 +13,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python requirements-dev.txt tap-matomo/pyproject.toml matomo-simulator/pyproject.toml
-	$(BIN)/pip install --quiet -r requirements-dev.txt -e ./tap-matomo -e ./matomo-simulator
+$(STAMP): $(BIN)/python requirements-dev.txt tap-matomo/pyproject.toml matomo-simulator/pyproject.toml pg-url/pyproject.toml
+	$(BIN)/pip install --quiet -r requirements-dev.txt -e ./tap-matomo -e ./matomo-simulator -e ./pg-url
 	touch $(STAMP)
 
-$(PLUGINS_STAMP): $(STAMP) meltano.yml $(wildcard plugins/*/*.lock)
+$(PLUGINS_STAMP): $(STAMP) meltano.yml $(wildcard plugins/*/*.lock) pg-url/pyproject.toml
 	$(BIN)/meltano install
 	touch $(PLUGINS_STAMP)
 

@@ -33,11 +33,11 @@ class Meltano:
             check=False,
         )
 
-    def popen(self, *args: str) -> subprocess.Popen:
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         return subprocess.Popen(
             [MELTANO, *args],
             cwd=ROOT,
-            env={**os.environ, **self.env},
+            env={**os.environ, **self.env, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

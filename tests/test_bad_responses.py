@@ -47,7 +47,7 @@ def test_unknown_action_types_are_loaded_as_given(simulator: MatomoSimulator, ta
             visit["actionDetails"][0]["type"] = "mediaPlay"
         return visits
 
-    simulator.inject(Fault("mangle", times=1, transform=media))
+    simulator.inject(Fault("mangle", times=99, transform=media))
     run = run_tap(tmp_path, {**tap_config, "site_ids": [1]})
     assert run.returncode == 0, run.stderr[-2000:]
     assert "mediaPlay" in {r["action_type"] for r in run.records()}

@@ -125,7 +125,7 @@ def test_kill_9_mid_load_then_rerun_completes(meltano: Meltano, simulator: Matom
         ({"MATOMO_SITE": "99"}, "site_ids: site 99 is unknown or token_auth has no view access"),
         ({"MATOMO_URL": "http://127.0.0.1:9"}, "cannot reach Matomo at http://127.0.0.1:9"),
         ({"PGDATABASE": "postgresql://postgres@127.0.0.1:9/nowhere"}, "port 9 failed: Connection refused"),
-        ({"MATOMO_URL": "matomo.example.org"}, "url: 'matomo.example.org' is not an http(s) URL"),
+        ({"MATOMO_URL": "matomo.example.org"}, "'matomo.example.org' does not match '^https?://"),
     ],
     ids=["wrong-token", "unknown-site", "unreachable-url", "unreachable-database", "url-without-scheme"],
 )

@@ -1,32 +1,39 @@
-"""The Singer SDK's standard tap tests, against a simulator started for this module."""
+"""The Singer SDK's standard tap tests, against a simulator that runs while this module's tests run."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from matomo_simulator import MatomoSimulator, World
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from tap_matomo.tap import TapMatomo
 
+from devenv.net import free_port
 from tests.helpers import TOKEN
 
+# The SDK builds its test class from a config at import time; the server itself starts only
+# when the module's tests run (fixture below), on a port chosen now.
+PORT = free_port()
+NOW = datetime.now(UTC)
 
-def _start_simulator() -> MatomoSimulator:
+
+@pytest.fixture(scope="module", autouse=True)
+def simulator() -> Iterator[MatomoSimulator]:
     world = World(seed=13)
-    now = datetime.now(UTC)
-    world.generate(now - timedelta(days=1), now - timedelta(minutes=1), visits_per_day=30)
-    return MatomoSimulator(world, {TOKEN: None}).start()
+    world.generate(NOW - timedelta(days=1), NOW - timedelta(minutes=1), visits_per_day=30)
+    with MatomoSimulator(world, {TOKEN: None}, port=PORT) as sim:
+        yield sim
 
-
-SIMULATOR = _start_simulator()
 
 TestTapMatomo = get_tap_test_class(
     TapMatomo,
     config={
-        "url": SIMULATOR.url,
+        "url": f"http://127.0.0.1:{PORT}",
         "token_auth": TOKEN,
         "page_size": 20,
-        "start_date": (datetime.now(UTC) - timedelta(days=1)).date().isoformat(),
+        "start_date": (NOW - timedelta(days=1)).date().isoformat(),
     },
     suite_config=SuiteConfig(max_records_limit=None),
 )

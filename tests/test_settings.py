@@ -13,12 +13,13 @@ from tests.helpers import TAP, TOKEN, run_tap
 
 BAD = [
     ({"url": None}, "url"),
-    ({"url": "matomo.example.org"}, "url: 'matomo.example.org' is not an http(s) URL"),
-    ({"url": "ftp://matomo.example.org"}, "is not an http(s) URL"),
+    ({"url": "matomo.example.org"}, "'matomo.example.org' does not match '^https?://"),
+    ({"url": "ftp://matomo.example.org"}, "does not match '^https?://"),
+    ({"url": "https://matomo.example.org/?token_auth=x"}, "url: must not carry token_auth"),
     ({"token_auth": None}, "token_auth"),
-    ({"token_auth": ""}, "token_auth: is empty"),
-    ({"page_size": 0}, "page_size: must be a positive integer, got 0"),
-    ({"page_size": -5}, "page_size: must be a positive integer, got -5"),
+    ({"token_auth": ""}, "'' should be non-empty in config['token_auth']"),
+    ({"page_size": 0}, "0 is less than the minimum of 1 in config['page_size']"),
+    ({"request_timeout": 0}, "0 is less than the minimum of 1 in config['request_timeout']"),
     ({"site_ids": ["abc"]}, "site_ids"),
     ({"site_ids": [1.5]}, "site_ids"),
     ({"site_ids": "1,x"}, "site_ids: '1,x' is not a site id"),
@@ -26,7 +27,7 @@ BAD = [
     ({"start_date": "2026-11-20", "end_date": "2026-11-10"}, "end_date: 2026-11-10 is before start_date 2026-11-20"),
     ({"start_date": "yesterday-ish"}, "start_date: 'yesterday-ish' is not a date"),
     ({"start_date": "2999-01-01"}, "start_date: 2999-01-01 is in the future"),
-    ({"lookback_minutes": -1}, "lookback_minutes: must be 0 or more"),
+    ({"lookback_minutes": -1}, "-1 is less than the minimum of 0 in config['lookback_minutes']"),
 ]
 
 

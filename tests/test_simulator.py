@@ -222,7 +222,6 @@ def test_ties_on_last_action_are_ordered_by_idvisit_both_ways() -> None:
 
 
 def test_action_timestamps_are_localised_and_visits_are_capped() -> None:
-    datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
     world = World(seed=5, max_actions_per_visit=10)
     visit = world.add_long_visit(3, int(datetime(2026, 11, 26, 10, 0, tzinfo=UTC).timestamp()))
     rendered = render_visit(world, visit)

@@ -30,7 +30,23 @@ CYCLES = int(os.environ.get("SOAK_CYCLES", "6"))
 # Late hits arrive up to 24 h back, so the lookback must cover them (SOAK_LOOKBACK_MINUTES=60 shows the losses).
 LOOKBACK_MINUTES = int(os.environ.get("SOAK_LOOKBACK_MINUTES", str(25 * 60)))
 JOB = ("run", "matomo-to-postgres")
-DST_DAY = date(2026, 11, 1)  # New York's clocks go back: 01:00-02:00 happens twice
+
+
+def last_fall_back_in_new_york(today: date) -> date:
+    """The latest first Sunday of November (01:00-02:00 happens twice in New York) before today.
+
+    Relative to the clock, so the soak's window stays within a year instead of growing daily.
+    """
+    for year in (today.year, today.year - 1):
+        first = date(year, 11, 1)
+        sunday = first + timedelta(days=(6 - first.weekday()) % 7)
+        if sunday < today:
+            return sunday
+    msg = "no first Sunday of November in the last two years"
+    raise AssertionError(msg)
+
+
+DST_DAY = last_fall_back_in_new_york(datetime.now(UTC).date())
 
 
 @dataclass
@@ -79,21 +95,34 @@ def live_traffic(world: World, rng: random.Random) -> None:
         world.add_visit(idsite, now - rng.randint(3600, 24 * 3600 - 600))  # a late hit, up to 24 h back
 
 
-def kill_mid_load(meltano: Meltano, database: str) -> None:
-    process = meltano.popen(*JOB, "--force")
+def raw_rows(database: str) -> int:
+    with psycopg.connect(database) as conn:
+        return conn.execute("SELECT count(*) FROM matomo_raw.visits_actions").fetchone()[0]
+
+
+def kill_mid_load(meltano: Meltano, simulator: MatomoSimulator, database: str) -> bool:
+    """Start the job, `kill -9` it once it has committed some new rows; whether it was killed mid-load."""
+    before = raw_rows(database)
+
+    def slow(sim: MatomoSimulator, params: dict[str, str]) -> None:
+        time.sleep(0.2)  # keeps the run going long enough to be caught mid-load
+
+    simulator.before_live_request.append(slow)
+    process = meltano.popen(*JOB, "--force", env={"TARGET_POSTGRES_BATCH_SIZE_ROWS": "10"})
+    landed = before
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
+    while time.monotonic() < deadline and process.poll() is None and landed <= before:
+        time.sleep(0.1)
         try:
-            with psycopg.connect(database) as conn:
-                landed = conn.execute("SELECT count(*) FROM matomo_raw.visits_actions").fetchone()[0]
+            landed = raw_rows(database)
         except psycopg.Error:
             continue
-        if landed:
-            break
+    killed = process.poll() is None and landed > before
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    simulator.before_live_request.remove(slow)
+    return killed
 
 
 def compare(world: World, database: str) -> tuple[int, int, int, int, int]:
@@ -126,12 +155,13 @@ def test_soak_nothing_lost_duplicated_or_stale(
         "TAP_MATOMO_PAGE_SIZE": "20",
         "TARGET_POSTGRES_BATCH_SIZE_ROWS": "300",
     }
+    kills: list[bool] = []
     faults = [
         ("http-500", lambda: simulator.inject(Fault("status", times=2, status=500))),
         ("slow-past-timeout", lambda: simulator.inject(Fault("slow", times=1, delay=3))),
         ("truncated-json", lambda: simulator.inject(Fault("truncated", times=2))),
         ("query-timeout", lambda: simulator.inject(Fault("query_timeout", times=2))),
-        ("kill-9-mid-load", lambda: kill_mid_load(meltano, database)),
+        ("kill-9-mid-load", lambda: kills.append(kill_mid_load(meltano, simulator, database))),
         ("postgres-restart", lambda: (postgres.kill(), postgres.start(), postgres.wait_ready())),
     ]
     done = meltano.run(*JOB)
@@ -150,6 +180,8 @@ def test_soak_nothing_lost_duplicated_or_stale(
 
     expected, landed, lost, duplicated, stale = compare(simulator.world, database)
     report = Report(expected, landed, lost, duplicated, stale, CYCLES, sorted(set(used)))
+    assert kills, "the kill fault never ran"
+    assert all(kills), "a run ended before it could be killed mid-load"
     print("\n" + report.lines())
     assert (lost, duplicated, stale) == (0, 0, 0), report.lines()
     assert landed == expected > 0

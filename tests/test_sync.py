@@ -30,7 +30,7 @@ def test_full_sync_emits_exactly_the_truth_for_every_site(
     for record in records:
         expected = truth[record["action_id"]]
         assert record["action_timestamp"] == expected["action_timestamp"]
-        assert record["action_type"] == ("content" if expected["action_type"] == "content" else expected["action_type"])
+        assert record["action_type"] == expected["action_type"]
     assert set(run.bookmarks()) == {1, 2, 3, 4}
     # Paging used explicit site-local days, ascending, our page size, and never an offset loop.
     live = simulator.live_requests()
@@ -184,3 +184,21 @@ def test_a_start_date_is_site_local_midnight(tmp_path: Path) -> None:
     visits = {r["idvisit"] for r in run.records()}
     assert after_local_midnight.idvisit in visits  # 01:00 in Kolkata is still the day before in UTC
     assert before.idvisit not in visits
+
+
+def test_deactivated_optional_plugins_are_skipped_with_a_warning(
+    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path
+) -> None:
+    simulator.disabled_plugins.add("CustomDimensions")
+    missing_method = (
+        "The method 'getGoals' does not exist or is not available in the module '\\Piwik\\Plugins\\Goals\\API'."
+    )
+    simulator.inject(Fault("envelope", times=99, method="Goals.getGoals", message=missing_method))
+    run = run_tap(tmp_path, tap_config)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert {r["action_id"] for r in run.records()} == set(simulator.world.truth())
+    assert run.records("custom_dimensions") == run.records("goals") == []
+    warnings = [line for line in run.stderr.splitlines() if "| WARNING" in line and "skipped" in line]
+    assert len(warnings) == 2, warnings  # one per stream, not one per site
+    assert "custom_dimensions skipped: Matomo's CustomDimensions plugin is not available" in warnings[0]
+    assert "goals skipped: Matomo's Goals plugin is not available" in warnings[1]

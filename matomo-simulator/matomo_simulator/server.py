@@ -89,6 +89,8 @@ class MatomoSimulator:
         self.before_live_request: list[t.Callable[[MatomoSimulator, dict[str, str]], None]] = []
         self.requests: list[RecordedRequest] = []
         self.token_in_url = False
+        #: Plugins switched off in Settings > Plugins (e.g. "CustomDimensions", "Goals").
+        self.disabled_plugins: set[str] = set()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
@@ -149,6 +151,11 @@ class MatomoSimulator:
             raise MatomoError(BAD_TOKEN, 401)
         allowed = self.tokens[token]
         world = self.world
+        plugin = method.partition(".")[0]
+        if plugin in self.disabled_plugins:
+            raise MatomoError(
+                f"The plugin {plugin} is not enabled. You can activate the plugin on Settings > Plugins page in Matomo."
+            )
         if method == "API.getMatomoVersion":
             return {"value": VERSION}
         if method == "SitesManager.getSitesWithAtLeastViewAccess":

@@ -9,12 +9,16 @@ from __future__ import annotations
 import logging
 import random
 import typing as t
+from functools import cached_property
 from http import HTTPStatus
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from importlib.metadata import version
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.streams import RESTStream
+
+from tap_matomo.compat import override
 
 if t.TYPE_CHECKING:
     from backoff.types import Details
@@ -23,7 +27,6 @@ if t.TYPE_CHECKING:
 QUERY_TIMEOUT_MESSAGE = "Could not run the query in time"
 _AUTH_MESSAGES = ("Unable to authenticate", "requires 'view' access", "token_auth")
 _BODY_EXCERPT = 160
-_MIN_PAGE_SIZE = 10
 
 
 class MatomoAuthError(FatalAPIError):
@@ -42,6 +45,18 @@ def _is_transient(status: int) -> bool:
 def _excerpt(response: requests.Response) -> str:
     body = response.text.strip().replace("\n", " ")
     return body[:_BODY_EXCERPT] + ("..." if len(body) > _BODY_EXCERPT else "")
+
+
+def error_message(body: t.Any) -> str | None:
+    """The message of Matomo's `{"result": "error"}` envelope, None for any other body."""
+    if isinstance(body, dict) and body.get("result") == "error":
+        return str(body.get("message", "")).strip()
+    return None
+
+
+def is_query_timeout(body: t.Any) -> bool:
+    """Whether Matomo answered "Could not run the query in time" (live_query_max_execution_time)."""
+    return QUERY_TIMEOUT_MESSAGE in (error_message(body) or "")
 
 
 def matomo_json(response: requests.Response) -> t.Any:
@@ -63,25 +78,30 @@ class MatomoStream(RESTStream):
     #: The API method, e.g. `SitesManager.getSitesWithAtLeastViewAccess`.
     api_method: str
 
+    @override
     @property
     def url_base(self) -> str:
         url = self.config["url"].rstrip("/")
         return url.removesuffix("/index.php")
 
+    @override
     @property
     def timeout(self) -> int:
         return int(self.config.get("request_timeout", 120))
 
-    @property
+    @override
+    @cached_property
     def user_agent(self) -> str:
-        return f"tap-matomo/{self._tap.plugin_version} (+singer-sdk)"
+        return f"tap-matomo/{version('tap-matomo')} (+singer-sdk)"
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         params: dict[str, t.Any] = {"module": "API", "method": self.api_method, "format": "JSON"}
         if context and "idsite" in context:
             params["idSite"] = context["idsite"]
         return params
 
+    @override
     def prepare_request_payload(self, context: Context | None, next_page_token: t.Any) -> dict:
         # Matomo 5 rejects "secure only" tokens found in the URL: the body is the only place.
         return {"token_auth": self.config["token_auth"]}
@@ -91,6 +111,7 @@ class MatomoStream(RESTStream):
         where = f"site {params['idSite']}" if "idSite" in params else self.url_base
         return f"Matomo {params.get('method', self.api_method)} for {where}"
 
+    @override
     def validate_response(self, response: requests.Response) -> None:
         """Check status and body: Matomo's error envelope can come with any status."""
         status = response.status_code
@@ -104,8 +125,8 @@ class MatomoStream(RESTStream):
                 raise RetriableAPIError(msg, response) from exc
             raise FatalAPIError(msg) from exc
 
-        if isinstance(body, dict) and body.get("result") == "error":
-            message = str(body.get("message", "")).strip()
+        message = error_message(body)
+        if message is not None:
             if QUERY_TIMEOUT_MESSAGE in message:
                 raise MatomoQueryTimeoutError(f"{what}: {message}", response)
             if status == HTTPStatus.UNAUTHORIZED or any(m in message for m in _AUTH_MESSAGES):
@@ -131,14 +152,17 @@ class MatomoStream(RESTStream):
             raise FatalAPIError(msg)
         return body
 
+    @override
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         yield from self.json_list(response)
 
-    # Retries: exponential backoff, Retry-After honoured, smaller pages after query timeouts.
+    # Retries: exponential backoff, Retry-After honoured.
 
+    @override
     def backoff_max_tries(self) -> int:
         return int(self.config.get("max_retries", 5)) + 1
 
+    @override
     def backoff_wait_generator(self) -> t.Generator[float, None, None]:
         base = int(self.config.get("retry_backoff_ms", 2000)) / 1000
 
@@ -153,32 +177,20 @@ class MatomoStream(RESTStream):
         wait.attempt = 0  # type: ignore[attr-defined]
         return self.backoff_runtime(value=wait)
 
+    @override
     def backoff_jitter(self, value: float) -> float:
         return value + random.uniform(0, value / 4)  # noqa: S311 - jitter, not crypto
 
+    @override
     def backoff_handler(self, details: Details) -> None:
-        exc = details.get("exception")
-        request = details["args"][0] if details.get("args") else None
-        if isinstance(exc, MatomoQueryTimeoutError) and isinstance(request, requests.PreparedRequest):
-            self._shrink_page(request)
         self.log(
             "Retrying in %.1f s (try %d of %d): %s",
             details.get("wait", 0),
             details.get("tries", 0),
             self.backoff_max_tries(),
-            _safe_error(exc),
+            _safe_error(details.get("exception")),
             level=logging.WARNING,
         )
-
-    def _shrink_page(self, request: requests.PreparedRequest) -> None:
-        """Halve `filter_limit` of a request about to be retried (never below 10)."""
-        parts = urlsplit(request.url or "")
-        params = dict(parse_qsl(parts.query))
-        limit = int(params.get("filter_limit", 0))
-        if limit > _MIN_PAGE_SIZE:
-            params["filter_limit"] = str(max(_MIN_PAGE_SIZE, limit // 2))
-            request.url = urlunsplit(parts._replace(query=urlencode(params)))
-            self.log("Matomo timed out: asking for %s visits per page instead of %d", params["filter_limit"], limit)
 
 
 def _safe_error(exc: BaseException | None) -> str:

@@ -8,18 +8,23 @@ next page must start with a visit already seen in that second; if it does not, v
 the second (they grew) and offsets moved down, so it steps back and reads again.
 Each request asks for one site-local day with an explicit date, so Matomo never splits the
 query across days (its multi-day offset bug).
+
+The page size travels in the page token: after "Could not run the query in time" the same page
+is asked again with half as many visits (never below 10), and the smaller size sticks for the
+rest of the site's run.
 """
 
 from __future__ import annotations
 
+import logging
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta, tzinfo
-from urllib.parse import parse_qsl, urlsplit
 
 from singer_sdk.pagination import BaseAPIPaginator
 
-from tap_matomo.client import matomo_json
+from tap_matomo.client import is_query_timeout, matomo_json
+from tap_matomo.compat import override
 from tap_matomo.timezones import day_start
 
 if t.TYPE_CHECKING:
@@ -32,14 +37,19 @@ class VisitPage:
 
     day: date
     min_timestamp: int  # UTC epoch, sent as minTimestamp (last action strictly after it)
+    limit: int  # visits per request, sent as filter_limit
     offset: int = 0
     last_id: int = 0  # with an offset: the highest idvisit already read in second min_timestamp + 1
 
+    def smaller(self) -> VisitPage | None:
+        """The same page with half the visits after a query timeout; None when it cannot shrink."""
+        if self.limit <= MIN_PAGE_SIZE:
+            return None
+        return replace(self, limit=max(MIN_PAGE_SIZE, self.limit // 2))
 
-def requested_limit(response: requests.Response) -> int:
-    """The `filter_limit` actually sent (retries after a query timeout ask for less)."""
-    params = dict(parse_qsl(urlsplit(response.request.url or "").query))
-    return int(params.get("filter_limit", 10))
+
+#: Matomo's query-timeout answers shrink pages down to this size, no further.
+MIN_PAGE_SIZE = 10
 
 
 class VisitWindowPaginator(BaseAPIPaginator[VisitPage]):
@@ -52,33 +62,50 @@ class VisitWindowPaginator(BaseAPIPaginator[VisitPage]):
         tz: tzinfo,
         lower_bound: int,
         on_day_done: t.Callable[[date], None] | None = None,
+        logger: logging.Logger | None = None,
     ) -> None:
         super().__init__(first)
         self.last_day = last_day
         self.tz = tz
         self.lower_bound = lower_bound
         self.on_day_done = on_day_done
+        self.logger = logger or logging.getLogger(__name__)
 
+    @override
     def continue_if_empty(self, response: requests.Response) -> bool:
         # A page of visits already emitted, or an empty day, is not the end of the window.
         return True
 
+    @override
     def get_next(self, response: requests.Response) -> VisitPage | None:
         visits = matomo_json(response)
         page = self.current_value
-        limit = requested_limit(response)
+        if is_query_timeout(visits):  # validate_response let it through: the page can shrink
+            smaller = page.smaller()
+            if smaller is None:
+                msg = "a query timeout reached the paginator for a page that cannot shrink"
+                raise RuntimeError(msg)
+            self.logger.warning(
+                "Matomo timed out (live_query_max_execution_time): asking for %d visits per page instead of %d",
+                smaller.limit,
+                page.limit,
+            )
+            return smaller
+        limit = page.limit
         overlap = min(limit - 1, max(1, limit // 10))
         second = page.min_timestamp + 1
         if page.offset and not self._starts_with_a_seen_visit(visits, second, page.last_id):
             back = max(0, page.offset - (limit - overlap))
-            return VisitPage(page.day, page.min_timestamp, back, page.last_id if back else 0)
+            return VisitPage(page.day, page.min_timestamp, limit, back, page.last_id if back else 0)
         if len(visits) >= limit > 0:
             last = int(visits[-1]["lastActionTimestamp"])
             if last > second:
-                return VisitPage(page.day, last - 1)
+                return VisitPage(page.day, last - 1, limit)
             # The whole page shares one second: step through it by offset.
             read = max(int(v["idVisit"]) for v in visits)
-            return VisitPage(page.day, page.min_timestamp, page.offset + limit - overlap, max(read, page.last_id))
+            return VisitPage(
+                page.day, page.min_timestamp, limit, page.offset + limit - overlap, max(read, page.last_id)
+            )
         if self.on_day_done:
             self.on_day_done(page.day)
         if page.day >= self.last_day:
@@ -86,7 +113,7 @@ class VisitWindowPaginator(BaseAPIPaginator[VisitPage]):
         next_day = page.day + timedelta(days=1)
         start = int(day_start(next_day, self.tz).timestamp())
         # Visits ending exactly at midnight belong to both days; the id check drops the repeat.
-        return VisitPage(next_day, max(self.lower_bound, start - 1))
+        return VisitPage(next_day, max(self.lower_bound, start - 1), limit)
 
     @staticmethod
     def _starts_with_a_seen_visit(visits: list[dict], second: int, last_id: int) -> bool:

@@ -1,4 +1,5 @@
-"""The tap's settings: their schema, and the checks JSON Schema cannot express.
+"""The tap's settings: their JSON schema (with every constraint JSON Schema can say), and the
+cross-field checks it cannot (`problems`, run by the tap's constructor).
 
 Every problem is one line naming the setting, found before any request is sent.
 """
@@ -6,22 +7,24 @@ Every problem is one line naming the setting, found before any request is sent.
 from __future__ import annotations
 
 import typing as t
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 
+from tap_matomo import clock
+
 SCHEMA = th.PropertiesList(
     th.Property(
         "url",
-        th.StringType,
+        th.StringType(pattern=r"^https?://[^/?#\s]+"),
         required=True,
         title="Matomo URL",
         description="Base URL of the Matomo server, e.g. https://matomo.example.org",
     ),
     th.Property(
         "token_auth",
-        th.StringType,
+        th.StringType(min_length=1),
         required=True,
         secret=True,
         title="API token",
@@ -50,35 +53,35 @@ SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "page_size",
-        th.IntegerType,
+        th.IntegerType(minimum=1),
         default=500,
         title="Page size",
         description="Visits per Live API request (Matomo's own default of 10 never applies)",
     ),
     th.Property(
         "lookback_minutes",
-        th.IntegerType,
+        th.IntegerType(minimum=0),
         default=60,
         title="Lookback minutes",
         description="How far before the bookmark a run reads again, for visits that grew or hits that landed late",
     ),
     th.Property(
         "request_timeout",
-        th.IntegerType,
+        th.IntegerType(minimum=1),
         default=120,
         title="Request timeout",
         description="Seconds to wait for one Matomo answer",
     ),
     th.Property(
         "max_retries",
-        th.IntegerType,
+        th.IntegerType(minimum=0),
         default=5,
         title="Max retries",
         description="Retries of a failed request (5xx, 429, timeouts, bad bodies) before the run fails",
     ),
     th.Property(
         "retry_backoff_ms",
-        th.IntegerType,
+        th.IntegerType(minimum=0),
         default=2000,
         title="Retry backoff (ms)",
         description="First wait before a retry in milliseconds, doubled each time (Retry-After wins when sent)",
@@ -137,22 +140,8 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     except ValueError as exc:
         found.append(str(exc))
     url = config.get("url")
-    if isinstance(url, str):
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            found.append(f"url: {url!r} is not an http(s) URL such as https://matomo.example.org")
-        elif "token_auth" in parts.query:
-            found.append("url: must not carry token_auth (set it in token_auth, it is sent in the body)")
-    if config.get("token_auth") == "":
-        found.append("token_auth: is empty")
-    for name in ("page_size", "request_timeout"):
-        value = config.get(name)
-        if isinstance(value, int) and value < 1:
-            found.append(f"{name}: must be a positive integer, got {value}")
-    for name in ("lookback_minutes", "max_retries", "retry_backoff_ms"):
-        value = config.get(name)
-        if isinstance(value, int) and value < 0:
-            found.append(f"{name}: must be 0 or more, got {value}")
+    if isinstance(url, str) and "token_auth" in urlsplit(url).query:
+        found.append("url: must not carry token_auth (set it in token_auth, it is sent in the body)")
     start, end = None, None
     for name in ("start_date", "end_date"):
         value = config.get(name)
@@ -170,6 +159,6 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     if start and end and end < start:
         found.append(f"end_date: {end} is before start_date {start}")
     # A day's slack: "today" somewhere on Earth may be tomorrow here.
-    if start and (start - datetime.now(UTC).date()).days > 1:
+    if start and (start - clock.utc_now().date()).days > 1:
         found.append(f"start_date: {start} is in the future")
     return found

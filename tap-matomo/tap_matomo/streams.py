@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import typing as t
 from datetime import UTC, date, datetime, time, timedelta
 
 from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
-from tap_matomo import schemas, settings
-from tap_matomo.client import MatomoStream, matomo_json
+from tap_matomo import clock, schemas, settings
+from tap_matomo.client import MatomoQueryTimeoutError, MatomoStream, error_message, matomo_json
 from tap_matomo.coerce import integer, number, text
+from tap_matomo.compat import override
 from tap_matomo.paging import VisitPage, VisitWindowPaginator
 from tap_matomo.site_run import SiteRun
 from tap_matomo.timezones import local_date, site_timezone
@@ -20,6 +22,8 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 RECENT_VISITS_KEY = "recent_visits"
+#: How Matomo answers a call to a plugin that is deactivated or not installed.
+PLUGIN_MISSING_MESSAGES = ("is not enabled", "does not exist or is not available in the module")
 
 
 def _flag(value: t.Any) -> bool | None:
@@ -35,10 +39,12 @@ class SitesStream(MatomoStream):
     primary_keys = ("idsite",)
     schema = schemas.SITES
 
+    @override
     def backoff_max_tries(self) -> int:
         # The first call checks URL and token: a wrong one should fail fast, not after minutes.
         return min(2, super().backoff_max_tries())
 
+    @override
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         sites = [self._site(raw) for raw in self.request_records(context)]
         wanted = settings.site_ids(self.config)
@@ -70,6 +76,7 @@ class SitesStream(MatomoStream):
             "ts_created": (datetime.fromisoformat(created).replace(tzinfo=UTC).isoformat() if created else None),
         }
 
+    @override
     def get_child_context(self, record: dict, context: Context | None) -> dict:
         return {
             "idsite": record["idsite"],
@@ -85,7 +92,37 @@ class SiteChildStream(MatomoStream):
     state_partitioning_keys = ("idsite",)
 
 
-class CustomDimensionsStream(SiteChildStream):
+class OptionalPluginStream(SiteChildStream):
+    """A stream served by a Matomo plugin that may be deactivated: then a warning, and the run goes on."""
+
+    plugin_missing_warned = False
+
+    @override
+    def validate_response(self, response: requests.Response) -> None:
+        try:
+            super().validate_response(response)
+        except FatalAPIError:
+            message = error_message(matomo_json(response)) or ""
+            if not any(missing in message for missing in PLUGIN_MISSING_MESSAGES):
+                raise
+            if not self.plugin_missing_warned:
+                self.plugin_missing_warned = True
+                self.log(
+                    "%s skipped: Matomo's %s plugin is not available (%s)",
+                    self.name,
+                    self.api_method.split(".")[0],
+                    message,
+                    level=logging.WARNING,
+                )
+
+    @override
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+        if error_message(matomo_json(response)) is not None:  # the plugin is missing (see above)
+            return
+        yield from super().parse_response(response)
+
+
+class CustomDimensionsStream(OptionalPluginStream):
     """Names and scopes of `dimensionN` (N is per site)."""
 
     name = "custom_dimensions"
@@ -93,6 +130,7 @@ class CustomDimensionsStream(SiteChildStream):
     primary_keys = ("idsite", "idcustomdimension")
     schema = schemas.CUSTOM_DIMENSIONS
 
+    @override
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         return {
             "idsite": integer(row.get("idsite")),
@@ -106,7 +144,7 @@ class CustomDimensionsStream(SiteChildStream):
         }
 
 
-class GoalsStream(SiteChildStream):
+class GoalsStream(OptionalPluginStream):
     """Goal definitions (a list in Matomo 5.0, an object keyed by id elsewhere)."""
 
     name = "goals"
@@ -114,13 +152,15 @@ class GoalsStream(SiteChildStream):
     primary_keys = ("idsite", "idgoal")
     schema = schemas.GOALS
 
+    @override
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         body = matomo_json(response)
-        if isinstance(body, dict):  # an object keyed by idgoal outside Matomo 5.0
+        if isinstance(body, dict) and error_message(body) is None:  # an object keyed by idgoal outside Matomo 5.0
             yield from body.values()
             return
         yield from super().parse_response(response)
 
+    @override
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         return {
             "idsite": integer(row.get("idsite")),
@@ -152,7 +192,9 @@ class VisitsActionsStream(SiteChildStream):
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     _run: SiteRun | None = None
+    _paginator: VisitWindowPaginator | None = None  # the site's, kept to know the page a response answers
 
+    @override
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         assert context is not None
         self._run = run = self._start_site_run(context)
@@ -185,10 +227,10 @@ class VisitsActionsStream(SiteChildStream):
                 start = datetime.fromisoformat(configured)
                 origin = "start_date"
             else:  # like the Node tool: the last 3 days, from site-local midnight
-                start = datetime.combine(local_date(datetime.now(UTC), tz) - timedelta(days=3), time(0))
+                start = datetime.combine(local_date(clock.utc_now(), tz) - timedelta(days=3), time(0))
                 origin = "default start, 3 days ago"
             lower = start if start.tzinfo else start.replace(tzinfo=tz)  # a date or naive time: site-local
-        today = local_date(datetime.now(UTC), tz)
+        today = local_date(clock.utc_now(), tz)
         end = self.config.get("end_date")
         last_day = min(date.fromisoformat(end[:10]), today) if end else today
         run = SiteRun(
@@ -201,7 +243,7 @@ class VisitsActionsStream(SiteChildStream):
             recent_visits=state.get(RECENT_VISITS_KEY) or {},
             include_ip=bool(self.config.get("include_visitor_ip", False)),
             logger=self.logger,
-            started_at=int(datetime.now(UTC).timestamp()),
+            started_at=int(clock.utc_now().timestamp()),
         )
         self.log(
             "%s: visits whose last action is after %s (%s), days %s to %s",
@@ -213,11 +255,16 @@ class VisitsActionsStream(SiteChildStream):
         )
         return run
 
+    @override
     def get_new_paginator(self) -> VisitWindowPaginator:
         run = self._require_run()
-        first = VisitPage(run.first_day, run.lower_bound - 1)
-        return VisitWindowPaginator(first, run.last_day, run.tz, run.lower_bound - 1, on_day_done=run.day_done)
+        first = VisitPage(run.first_day, run.lower_bound - 1, int(self.config.get("page_size", 500)))
+        self._paginator = VisitWindowPaginator(
+            first, run.last_day, run.tz, run.lower_bound - 1, on_day_done=run.day_done, logger=self.logger
+        )
+        return self._paginator
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: VisitPage | None) -> dict[str, t.Any]:
         page = next_page_token  # the paginator always holds a page, the first one included
         if page is None:
@@ -228,12 +275,24 @@ class VisitsActionsStream(SiteChildStream):
             "period": "day",
             "date": page.day.isoformat(),
             "filter_sort_order": "asc",
-            "filter_limit": int(self.config.get("page_size", 500)),
+            "filter_limit": page.limit,
             "filter_offset": page.offset,
             "minTimestamp": page.min_timestamp,
         }
 
+    @override
+    def validate_response(self, response: requests.Response) -> None:
+        try:
+            super().validate_response(response)
+        except MatomoQueryTimeoutError:
+            if self._paginator is None or self._paginator.current_value.smaller() is None:
+                raise  # retried as is with backoff, then the run fails
+            # Otherwise the paginator asks for the same visits with a smaller page.
+
+    @override
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+        if error_message(matomo_json(response)) is not None:  # a query timeout let through above
+            return
         yield from self._require_run().records_of_page(self.json_list(response))
 
     def _require_run(self) -> SiteRun:

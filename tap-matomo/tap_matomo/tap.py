@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import typing as t
 
 import requests
 from singer_sdk import Tap
@@ -10,6 +11,7 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
 from tap_matomo import settings, streams
+from tap_matomo.compat import override
 from tap_matomo.records import InvalidVisitError
 from tap_matomo.timezones import UnknownTimezoneError
 
@@ -24,13 +26,15 @@ class TapMatomo(Tap):
     config_jsonschema = settings.SCHEMA
     message_writer_class = MsgSpecWriter  # faster than the SDK's default JSON writer
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        errors = super()._validate_config(raise_errors=raise_errors)
-        extra = settings.problems(self.config)
-        if extra and raise_errors:
-            raise ConfigValidationError("Config validation failed", errors=extra)
-        return errors + extra
+    @override
+    def __init__(self, *args: t.Any, validate_config: bool = True, **kwargs: t.Any) -> None:
+        # The SDK checks the config against the JSON schema; the cross-field checks follow here.
+        super().__init__(*args, validate_config=validate_config, **kwargs)
+        found = settings.problems(self.config)
+        if found and validate_config:
+            raise ConfigValidationError("Config validation failed", errors=found)
 
+    @override
     def discover_streams(self) -> list[streams.MatomoStream]:
         return [
             streams.SitesStream(self),
@@ -39,6 +43,7 @@ class TapMatomo(Tap):
             streams.GoalsStream(self),
         ]
 
+    @override
     def sync_all(self) -> None:
         try:
             super().sync_all()
