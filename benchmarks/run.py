@@ -174,7 +174,7 @@ def main() -> int:
                         env=run_env,
                     )
                     with psycopg.connect(env["PGDATABASE"]) as conn:
-                        loaded = conn.execute("SELECT count(*) FROM matomo_raw.visits_actions").fetchone()[0]
+                        (loaded,) = conn.execute("SELECT count(*) FROM matomo_raw.visits_actions").fetchall()[0]
                     assert loaded == actions, (label, loaded, actions)
                     results.append(measure)
                     print(f"{measure.label}: {measure.seconds:.1f} s", flush=True)

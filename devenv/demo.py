@@ -48,6 +48,7 @@ def start_simulator(stack: ExitStack) -> str:
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     stack.callback(process.terminate)
+    assert process.stdout is not None
     print(process.stdout.readline().strip(), flush=True)  # "Matomo simulator on http://..."
     return f"http://127.0.0.1:{port}"
 
@@ -85,7 +86,9 @@ def report(database_url: str, seconds: float) -> None:
             """,
             (f"{schema}.{table}",),
         ).fetchall()
-        main_rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))).fetchone()[0]
+        (main_rows,) = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
+        ).fetchall()[0]
     total = sum(r[3] for r in rows)
     print(f"\n{'site':>4}  {'timezone':<18} {'day (UTC)':<10} {'visits':>7} {'actions':>8}")
     for idsite, tz, day, actions, visits in rows:

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def _service_user() -> str | None:
 def _run_as_service_user(command: list[str], *, check: bool = True) -> subprocess.CompletedProcess:
     """Run a PostgreSQL binary as the service user, with its own group only (not root's)."""
     user = _service_user()
-    identity = {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []} if user else {}
+    identity: dict[str, t.Any] = {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []} if user else {}
     return subprocess.run(command, capture_output=True, text=True, check=check, **identity)
 
 

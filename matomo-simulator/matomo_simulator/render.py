@@ -9,6 +9,7 @@ string, as older PHP/MySQL stacks answer.
 from __future__ import annotations
 
 import calendar
+import typing as t
 import zlib
 from datetime import UTC, datetime
 
@@ -94,7 +95,7 @@ def _action_json(action: Action, site: Site, visit: Visit, pv_position: int, tim
     kind = action.kind
     common_tail = {"timestamp": localised_epoch(action.at, site)}
     if kind == "action":
-        out = {
+        out: dict[str, t.Any] = {
             "type": "action",
             "url": action.url,
             "pageTitle": action.title,
@@ -388,7 +389,7 @@ def render_visit(world: World, visit: Visit, *, numeric_strings: bool = False) -
     hidden = len(visit.actions) - len(out["actionDetails"])
     if hidden > 0:
         out["truncatedActionsCount"] = hidden
-    return stringify_numbers(out) if numeric_strings else out
+    return t.cast(dict[str, t.Any], stringify_numbers(out)) if numeric_strings else out
 
 
 def render_custom_dimensions(site: Site) -> list[dict]:

@@ -6,6 +6,7 @@ so every body is parsed and checked here, whatever its status.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import typing as t
@@ -81,7 +82,7 @@ class MatomoStream(RESTStream):
     @override
     @property
     def url_base(self) -> str:
-        url = self.config["url"].rstrip("/")
+        url: str = self.config["url"].rstrip("/")
         return url.removesuffix("/index.php")
 
     @override
@@ -102,7 +103,7 @@ class MatomoStream(RESTStream):
         return params
 
     @override
-    def prepare_request_payload(self, context: Context | None, next_page_token: t.Any) -> dict:
+    def prepare_request_payload(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         # Matomo 5 rejects "secure only" tokens found in the URL: the body is the only place.
         return {"token_auth": self.config["token_auth"]}
 
@@ -144,7 +145,7 @@ class MatomoStream(RESTStream):
         if status >= HTTPStatus.BAD_REQUEST:
             raise FatalAPIError(f"{what}: HTTP {status} {response.reason}: {_excerpt(response)}")
 
-    def json_list(self, response: requests.Response) -> list:
+    def json_list(self, response: requests.Response) -> list[t.Any]:
         """The body, which must be a JSON list (every Matomo method read here answers one)."""
         body = matomo_json(response)
         if not isinstance(body, list):
@@ -153,7 +154,7 @@ class MatomoStream(RESTStream):
         return body
 
     @override
-    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
         yield from self.json_list(response)
 
     # Retries: exponential backoff, Retry-After honoured.
@@ -166,15 +167,15 @@ class MatomoStream(RESTStream):
     def backoff_wait_generator(self) -> t.Generator[float, None, None]:
         base = int(self.config.get("retry_backoff_ms", 2000)) / 1000
 
+        attempts = itertools.count()
+
         def wait(exception: Exception) -> float:
             response = getattr(exception, "response", None)
             retry_after = response.headers.get("Retry-After") if response is not None else None
             if retry_after and retry_after.isdigit():
                 return float(retry_after)
-            wait.attempt += 1  # type: ignore[attr-defined]
-            return base * 2 ** (wait.attempt - 1)  # type: ignore[attr-defined]
+            return float(base * 2 ** next(attempts))
 
-        wait.attempt = 0  # type: ignore[attr-defined]
         return self.backoff_runtime(value=wait)
 
     @override

@@ -30,13 +30,13 @@ class Column:
     sql_type: SqlType
     source: str | None = None  # Matomo key of the visit or action; None: derived in records.py
     description: str = ""
-    json_schema: th.JSONTypeHelper | None = None  # for jsonb columns: their shape
+    json_schema: th.JSONTypeHelper[t.Any] | None = None  # for jsonb columns: their shape
 
     @property
-    def json_type(self) -> th.JSONTypeHelper:
+    def json_type(self) -> th.JSONTypeHelper[t.Any]:
         if self.json_schema is not None:
             return self.json_schema
-        return {
+        by_sql_type: dict[str, th.JSONTypeHelper[t.Any]] = {
             "text": th.StringType(),
             "integer": th.IntegerType(),
             "bigint": th.IntegerType(),
@@ -44,7 +44,8 @@ class Column:
             "date": th.DateType(),
             "timestamptz": th.DateTimeType(),
             "jsonb": th.ObjectType(additional_properties=True),
-        }[self.sql_type]
+        }
+        return by_sql_type[self.sql_type]
 
 
 def _visit(name: str, sql_type: SqlType, source: str | None = None, description: str = "") -> Column:

@@ -116,7 +116,7 @@ class VisitWindowPaginator(BaseAPIPaginator[VisitPage]):
         return VisitPage(next_day, max(self.lower_bound, start - 1), limit)
 
     @staticmethod
-    def _starts_with_a_seen_visit(visits: list[dict], second: int, last_id: int) -> bool:
+    def _starts_with_a_seen_visit(visits: list[dict[str, t.Any]], second: int, last_id: int) -> bool:
         """Whether an offset page overlaps the previous one, as it does when no visit left the second."""
         if not visits:
             return False

@@ -31,7 +31,7 @@ def _epoch_iso(value: t.Any) -> str | None:
     return _iso(datetime.fromtimestamp(epoch, UTC)) if epoch is not None else None
 
 
-def _dimensions(source: dict) -> dict[str, str]:
+def _dimensions(source: dict[str, t.Any]) -> dict[str, str]:
     """`dimensionN` keys with a value."""
     return {
         key: str(value)
@@ -54,7 +54,7 @@ def _custom_variables(raw: t.Any, prefix: str) -> dict[str, t.Any] | None:
     return result or None
 
 
-def _items(raw: t.Any) -> list[dict] | None:
+def _items(raw: t.Any) -> list[dict[str, t.Any]] | None:
     if not isinstance(raw, list):
         return None
     return [
@@ -92,7 +92,7 @@ VISIT_PLAIN = _plain("visit")
 ACTION_PLAIN = _plain("action")
 
 
-def visit_fields(visit: dict, tz: tzinfo, site: dict, *, include_ip: bool) -> dict[str, t.Any]:
+def visit_fields(visit: dict[str, t.Any], tz: tzinfo, site: dict[str, t.Any], *, include_ip: bool) -> dict[str, t.Any]:
     """The columns every action of a visit shares: the registry's plain ones, then the derived ones."""
     fields = {name: coerce(visit.get(key)) for name, key, coerce in VISIT_PLAIN}
     first_at = integer(visit.get("firstActionTimestamp"))
@@ -113,7 +113,7 @@ def visit_fields(visit: dict, tz: tzinfo, site: dict, *, include_ip: bool) -> di
 
 
 def action_fields(
-    action: dict,
+    action: dict[str, t.Any],
     position: int,
     visit_dimensions: dict[str, str],
     tz: tzinfo,
@@ -141,7 +141,9 @@ def action_fields(
     return fields
 
 
-def visit_to_records(visit: dict, tz: tzinfo, site: dict, *, include_ip: bool = False) -> t.Iterator[dict[str, t.Any]]:
+def visit_to_records(
+    visit: dict[str, t.Any], tz: tzinfo, site: dict[str, t.Any], *, include_ip: bool = False
+) -> t.Iterator[dict[str, t.Any]]:
     """One record per item of the visit's `actionDetails`, keyed `{idVisit}_{position}`."""
     idvisit = integer(visit.get("idVisit"))
     if idvisit is None:

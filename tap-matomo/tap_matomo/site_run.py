@@ -22,7 +22,7 @@ _HORIZON_SLACK_SECONDS = 60  # keep a little more than the next run reads, never
 class SiteRun:
     """Per-site bookkeeping for one run of `visits_actions`."""
 
-    site: dict
+    site: dict[str, t.Any]
     tz: tzinfo
     lower_bound: int  # UTC epoch: visits whose last action is at or after it
     first_day: date
@@ -47,7 +47,7 @@ class SiteRun:
     def label(self) -> str:
         return f"site {self.site['idsite']}"
 
-    def records_of_page(self, visits: list[dict]) -> t.Iterator[dict]:
+    def records_of_page(self, visits: list[t.Any]) -> t.Iterator[dict[str, t.Any]]:
         """The records of the page's visits that this run has not emitted yet."""
         for visit in visits:
             if not isinstance(visit, dict):

@@ -45,7 +45,7 @@ class SitesStream(MatomoStream):
         return min(2, super().backoff_max_tries())
 
     @override
-    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         sites = [self._site(raw) for raw in self.request_records(context)]
         wanted = settings.site_ids(self.config)
         if wanted:
@@ -62,7 +62,7 @@ class SitesStream(MatomoStream):
         yield from sites
 
     @staticmethod
-    def _site(raw: dict) -> dict:
+    def _site(raw: dict[str, t.Any]) -> dict[str, t.Any]:
         created = text(raw.get("ts_created"))
         return {
             "idsite": integer(raw.get("idsite")),
@@ -77,7 +77,7 @@ class SitesStream(MatomoStream):
         }
 
     @override
-    def get_child_context(self, record: dict, context: Context | None) -> dict:
+    def get_child_context(self, record: dict[str, t.Any], context: Context | None) -> dict[str, t.Any]:
         return {
             "idsite": record["idsite"],
             "timezone": record["timezone"],
@@ -116,7 +116,7 @@ class OptionalPluginStream(SiteChildStream):
                 )
 
     @override
-    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
         if error_message(matomo_json(response)) is not None:  # the plugin is missing (see above)
             return
         yield from super().parse_response(response)
@@ -131,7 +131,7 @@ class CustomDimensionsStream(OptionalPluginStream):
     schema = schemas.CUSTOM_DIMENSIONS
 
     @override
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+    def post_process(self, row: dict[str, t.Any], context: Context | None = None) -> dict[str, t.Any] | None:
         return {
             "idsite": integer(row.get("idsite")),
             "idcustomdimension": integer(row.get("idcustomdimension")),
@@ -153,7 +153,7 @@ class GoalsStream(OptionalPluginStream):
     schema = schemas.GOALS
 
     @override
-    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
         body = matomo_json(response)
         if isinstance(body, dict) and error_message(body) is None:  # an object keyed by idgoal outside Matomo 5.0
             yield from body.values()
@@ -161,7 +161,7 @@ class GoalsStream(OptionalPluginStream):
         yield from super().parse_response(response)
 
     @override
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+    def post_process(self, row: dict[str, t.Any], context: Context | None = None) -> dict[str, t.Any] | None:
         return {
             "idsite": integer(row.get("idsite")),
             "idgoal": integer(row.get("idgoal")),
@@ -195,7 +195,7 @@ class VisitsActionsStream(SiteChildStream):
     _paginator: VisitWindowPaginator | None = None  # the site's, kept to know the page a response answers
 
     @override
-    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         assert context is not None
         self._run = run = self._start_site_run(context)
         if run.first_day > run.last_day:
@@ -290,7 +290,7 @@ class VisitsActionsStream(SiteChildStream):
             # Otherwise the paginator asks for the same visits with a smaller page.
 
     @override
-    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
         if error_message(matomo_json(response)) is not None:  # a query timeout let through above
             return
         yield from self._require_run().records_of_page(self.json_list(response))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import typing as t
+from urllib.parse import urlsplit
 
 import requests
-from singer_sdk import Tap
+from singer_sdk import Stream, Tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
@@ -35,7 +37,7 @@ class TapMatomo(Tap):
             raise ConfigValidationError("Config validation failed", errors=found)
 
     @override
-    def discover_streams(self) -> list[streams.MatomoStream]:
+    def discover_streams(self) -> list[Stream]:
         return [
             streams.SitesStream(self),
             streams.VisitsActionsStream(self),
@@ -43,18 +45,26 @@ class TapMatomo(Tap):
             streams.GoalsStream(self),
         ]
 
-    @override
-    def sync_all(self) -> None:
-        try:
-            super().sync_all()
-        except EXPECTED_FAILURES as exc:
-            self.logger.error("tap-matomo failed: %s", exc)
-            sys.exit(1)
-        except requests.exceptions.RequestException as exc:
-            url = self.config["url"]
-            self.logger.error("tap-matomo failed: cannot reach Matomo at %s (%s)", url, type(exc).__name__)
-            sys.exit(1)
+
+def main() -> None:
+    """The `tap-matomo` command: the SDK's CLI, with expected failures reported as one line.
+
+    The SDK would log them with a traceback; a wrong token or an unreachable server needs none.
+    """
+    try:
+        TapMatomo.cli()
+    except EXPECTED_FAILURES as exc:
+        logging.getLogger(TapMatomo.name).error("tap-matomo failed: %s", exc)
+        sys.exit(1)
+    except requests.exceptions.RequestException as exc:
+        request = exc.request
+        url = urlsplit(request.url or "") if request is not None else None
+        where = f"{url.scheme}://{url.netloc}" if url else "the configured url"
+        logging.getLogger(TapMatomo.name).error(
+            "tap-matomo failed: cannot reach Matomo at %s (%s)", where, type(exc).__name__
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":
-    TapMatomo.cli()
+    main()
