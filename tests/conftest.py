@@ -1,4 +1,5 @@
-"""Fixtures: the real Matomo samples, and a fresh Matomo simulator per test."""
+"""Fixtures: the real Matomo samples, a fresh Matomo simulator per test, a PostgreSQL server per session,
+and `LoadedProject`: one job run per module whose database and Meltano state each test gets a copy of."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 from matomo_simulator import MatomoSimulator, World
+from psycopg import sql
 
 from devenv.net import free_port
 from devenv.postgres import LocalPostgres
@@ -27,8 +31,7 @@ def load_sample(name: str) -> object:
     return json.loads((SAMPLES / name).read_text())
 
 
-@pytest.fixture
-def world() -> World:
+def three_day_world() -> World:
     """Three days of visits up to a minute ago, on the four built-in sites (UTC, New York, Kolkata, UTC-3)."""
     world = World(seed=7, max_actions_per_visit=40)
     now = datetime.now(UTC)
@@ -37,8 +40,16 @@ def world() -> World:
 
 
 @pytest.fixture
+def world() -> World:
+    return three_day_world()
+
+
+TOKENS: dict[str, set[int] | None] = {TOKEN: None, "tok-only-site-1": {1}}
+
+
+@pytest.fixture
 def simulator(world: World) -> Iterator[MatomoSimulator]:
-    with MatomoSimulator(world, {TOKEN: None, "tok-only-site-1": {1}}) as sim:
+    with MatomoSimulator(world, TOKENS) as sim:
         yield sim
 
 
@@ -68,26 +79,69 @@ def postgres() -> Iterator[LocalPostgres]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@contextmanager
+def new_database(postgres: LocalPostgres, template: str | None = None) -> Iterator[str]:
+    """A database of its own, empty or a copy of `template`; its URL. Dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute(create)
+    yield f"postgresql://postgres@127.0.0.1:{postgres.port}/{name}"
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 @pytest.fixture
 def database(postgres: LocalPostgres) -> Iterator[str]:
     """A fresh, empty database; its URL."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres.url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:{postgres.port}/{name}"
-    with psycopg.connect(postgres.url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with new_database(postgres) as url:
+        yield url
+
+
+def project_meltano(matomo_url: str, database: str, system_db: Path) -> Meltano:
+    """The project's Meltano, configured only through the Node tool's variables, with its own state."""
+    return Meltano(
+        {
+            "MATOMO_URL": matomo_url,
+            "MATOMO_KEY": TOKEN,
+            "PGDATABASE": database,
+            "MELTANO_DATABASE_URI": f"sqlite:///{system_db}",
+            "TAP_MATOMO_RETRY_BACKOFF_MS": "50",
+        }
+    )
 
 
 @pytest.fixture
 def meltano(simulator: MatomoSimulator, database: str, tmp_path: Path) -> Meltano:
-    """The project's Meltano, configured only through the Node tool's variables, with its own state."""
-    return Meltano(
-        {
-            "MATOMO_URL": simulator.url,
-            "MATOMO_KEY": TOKEN,
-            "PGDATABASE": database,
-            "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
-            "TAP_MATOMO_RETRY_BACKOFF_MS": "50",
-        }
-    )
+    return project_meltano(simulator.url, database, tmp_path / "meltano.db")
+
+
+@dataclass(frozen=True)
+class LoadedProject:
+    """What one run of the job left, to be copied per test: the world served, the database, Meltano's state.
+
+    Loading once per module and copying (CREATE DATABASE ... TEMPLATE, a copy of the system
+    database) gives every test that changes data its own warehouse at a fraction of a load's cost.
+    """
+
+    world: World
+    template: str  # a database name, used only as a template
+    system_db: Path
+
+    @classmethod
+    def load(cls, postgres: LocalPostgres, folder: Path, world: World, env: dict[str, str], *job: str) -> LoadedProject:
+        template = f"tpl_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(postgres.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(template)))
+        url = f"postgresql://postgres@127.0.0.1:{postgres.port}/{template}"
+        with MatomoSimulator(world.clone(), TOKENS) as sim:
+            meltano = project_meltano(sim.url, url, folder / "meltano.db")
+            meltano.env |= env
+            done = meltano.run(*job)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return cls(world, template, folder / "meltano.db")
+
+    def copy_state_to(self, system_db: Path) -> None:
+        shutil.copyfile(self.system_db, system_db)

@@ -8,8 +8,10 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -17,10 +19,25 @@ from matomo_simulator import MatomoSimulator
 from matomo_simulator.render import render_visit
 from psycopg import sql
 
+from devenv.postgres import LocalPostgres
+from tests.conftest import TOKENS, LoadedProject, new_database, project_meltano, three_day_world
 from tests.helpers import TOKEN
 from tests.pipeline import ROOT, Meltano, raw_actions
 
 RUN = ("run", "tap-matomo", "target-postgres")
+
+
+@pytest.fixture(scope="module")
+def loaded(postgres: LocalPostgres, tmp_path_factory: pytest.TempPathFactory) -> LoadedProject:
+    return LoadedProject.load(postgres, tmp_path_factory.mktemp("loaded"), three_day_world(), {}, *RUN)
+
+
+@pytest.fixture
+def loaded_meltano(loaded: LoadedProject, postgres: LocalPostgres, tmp_path: Path) -> Iterator[Meltano]:
+    """The project after one good run: this test's own copy of the database, the state and the world."""
+    loaded.copy_state_to(tmp_path / "meltano.db")
+    with MatomoSimulator(loaded.world.clone(), TOKENS) as sim, new_database(postgres, loaded.template) as url:
+        yield project_meltano(sim.url, url, tmp_path / "meltano.db")
 
 
 def test_env_only_run_lands_exactly_the_truth(meltano: Meltano, simulator: MatomoSimulator, database: str) -> None:
@@ -130,9 +147,9 @@ def test_kill_9_mid_load_then_rerun_completes(meltano: Meltano, simulator: Matom
     ids=["wrong-token", "unknown-site", "unreachable-url", "unreachable-database", "url-without-scheme"],
 )
 def test_bad_settings_fail_fast_with_one_clear_line_and_keep_the_state(
-    meltano: Meltano, env: dict[str, str], expected: str
+    loaded_meltano: Meltano, env: dict[str, str], expected: str
 ) -> None:
-    assert meltano.run(*RUN).returncode == 0
+    meltano = loaded_meltano  # after a good run
     bookmarks = meltano.state()["singer_state"]["bookmarks"]["visits_actions"]
     meltano.env.update(env)
     started = time.monotonic()
@@ -158,3 +175,49 @@ def test_standalone_tap_into_another_singer_target(simulator: MatomoSimulator, t
     csv_file = next((tmp_path / "out").glob("visits_actions*.csv"))
     lines = csv_file.read_text().splitlines()
     assert len(lines) - 1 == len(simulator.world.truth(3))
+
+
+PASSWORD = "p@ss:w/rd% #?"  # every character that must be percent-encoded in a URL
+
+
+@pytest.fixture
+def password_role(postgres: LocalPostgres, database: str) -> str:
+    """A role that must give its password (scram-sha-256 on 127.0.0.1), owner of `database`."""
+    role = f"pw_{database.rsplit('_', 1)[1]}"
+    hba = postgres.data_dir / "pg_hba.conf"
+    hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())  # first match wins
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(PASSWORD)))
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                sql.Identifier(database.rsplit("/", 1)[1]), sql.Identifier(role)
+            )
+        )
+        conn.execute("SELECT pg_reload_conf()")
+    return role
+
+
+def test_pgdatabase_as_a_postgres_url_with_an_encoded_password_reaches_loader_and_dbt(
+    meltano: Meltano, simulator: MatomoSimulator, database: str, password_role: str
+) -> None:
+    host_port, name = database.split("@", 1)[1].split("/", 1)
+    url = f"postgres://{password_role}:{quote(PASSWORD, safe='')}@{host_port}/{name}"
+    meltano.env |= {"MATOMO_SITE": "1", "PGDATABASE": f"{url}?sslmode=disable&application_name=tap-matomo-test"}
+    done = meltano.run("run", "tap-matomo", "target-postgres", "dbt-postgres:run")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert PASSWORD not in done.stdout + done.stderr
+    with psycopg.connect(database) as conn:
+        owners = dict(
+            conn.execute(
+                "SELECT tablename, tableowner FROM pg_tables WHERE tablename IN ('visits_actions', 'matomo')"
+            ).fetchall()
+        )
+        assert conn.execute("SELECT count(*) FROM matomo").fetchall() == [(len(simulator.world.truth(1)),)]
+    assert owners == {"visits_actions": password_role, "matomo": password_role}  # both connected as the URL's user
+
+    # sslmode from the URL reaches both: this server has no SSL, so `require` must fail in each.
+    meltano.env["PGDATABASE"] = f"{url}?sslmode=require"
+    for command in (("invoke", "dbt-postgres", "debug"), ("run", "tap-matomo", "target-postgres")):
+        failed = meltano.run(*command)
+        assert failed.returncode != 0
+        assert "server does not support SSL" in failed.stdout + failed.stderr, command

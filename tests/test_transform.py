@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
 import requests
 from matomo_simulator import MatomoSimulator, World
 
+from devenv.postgres import LocalPostgres
+from tests.conftest import LoadedProject, new_database
 from tests.helpers import TOKEN
 from tests.pipeline import Meltano
 
@@ -17,20 +21,34 @@ JOB = ("run", "matomo-to-postgres")
 NODE_INDEXES = 16  # the Node tool's set (see data-contract.md)
 
 
-@pytest.fixture
-def world() -> World:
-    """Twelve days of visits, so the table spans several ISO weeks."""
+START = {"STARTDATE": (datetime.now(UTC) - timedelta(days=14)).date().isoformat()}
+
+
+@pytest.fixture(scope="module")
+def loaded(postgres: LocalPostgres, tmp_path_factory: pytest.TempPathFactory) -> LoadedProject:
+    """One run of the job over twelve days of visits (the table spans several ISO weeks)."""
     world = World(seed=17)
     now = datetime.now(UTC)
     world.generate(now - timedelta(days=12), now - timedelta(minutes=1), visits_per_day=12)
-    return world
+    return LoadedProject.load(postgres, tmp_path_factory.mktemp("loaded"), world, START, *JOB)
 
 
 @pytest.fixture
-def pipeline(meltano: Meltano) -> Meltano:
-    meltano.env["STARTDATE"] = (datetime.now(UTC) - timedelta(days=14)).date().isoformat()
-    done = meltano.run(*JOB)
-    assert done.returncode == 0, done.stderr[-4000:]
+def world(loaded: LoadedProject) -> World:
+    return loaded.world.clone()
+
+
+@pytest.fixture
+def database(postgres: LocalPostgres, loaded: LoadedProject) -> Iterator[str]:
+    with new_database(postgres, template=loaded.template) as url:
+        yield url
+
+
+@pytest.fixture
+def pipeline(meltano: Meltano, loaded: LoadedProject, tmp_path: Path) -> Meltano:
+    """The loaded project, this test's own copy: database, state and the world Matomo serves."""
+    loaded.copy_state_to(tmp_path / "meltano.db")
+    meltano.env |= START
     return meltano
 
 

@@ -6,6 +6,7 @@ module only decides what happened, deterministically from a seed.
 
 from __future__ import annotations
 
+import copy
 import random
 import threading
 from dataclasses import dataclass, field
@@ -197,6 +198,14 @@ class World:
         self.lock = threading.RLock()
         self._next_visit = 1
         self._next_link = 1
+
+    def clone(self) -> World:
+        """An independent copy (same visits, same random sequence): a test can change it freely."""
+        with self.lock:
+            state = copy.deepcopy({k: v for k, v in self.__dict__.items() if k != "lock"})
+        twin = World.__new__(World)
+        twin.__dict__.update(state, lock=threading.RLock())
+        return twin
 
     # -- building visits -------------------------------------------------------------------
 
