@@ -7,6 +7,7 @@ module only decides what happened, deterministically from a seed.
 from __future__ import annotations
 
 import copy
+import hashlib
 import random
 import threading
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class Visit:
     attrs: dict
     actions: list[Action]
     dimensions: dict[int, str] = field(default_factory=dict)
+    ping_seconds: int = 0  # time added by heartbeat pings: duration only, no action, no new last action
 
     @property
     def first_action(self) -> int:
@@ -391,6 +393,17 @@ class World:
             if more and more[0].kind not in ("action",):
                 more.insert(0, self._pageview(site, start, "/pricing", f"pv{self.rng.getrandbits(24):06x}"))
             visit.actions.extend(more)
+            return visit
+
+    def ping_visit(self, idvisit: int, seconds: int, user_id: str | None = None) -> Visit:
+        """A heartbeat ping, as verified on Matomo 5.0.2: `visitDuration` grows, and a ping carrying
+        `uid` sets `userId` and changes `visitorId`; the last action and the action list stay as they are."""
+        with self.lock:
+            visit = self.visits[idvisit]
+            visit.ping_seconds += seconds
+            if user_id is not None:
+                visit.attrs["userId"] = user_id
+                visit.visitor_id = hashlib.sha1(user_id.encode()).hexdigest()[:16]  # noqa: S324 - Matomo's own id
             return visit
 
     def generate(self, start: datetime, end: datetime, visits_per_day: int) -> None:

@@ -275,7 +275,7 @@ def render_visit(world: World, visit: Visit, *, numeric_strings: bool = False) -
     orders = [act for act in visit.actions if act.kind == "ecommerceOrder"]
     carts = [act for act in visit.actions if act.kind == "ecommerceAbandonedCart"]
     status = "ordered" if orders else ("abandonedCart" if carts else "none")
-    duration = last - first + (0 if len(visit.actions) == 1 else 3)
+    duration = last - first + (0 if len(visit.actions) == 1 else 3) + visit.ping_seconds
     referrer_names = {
         "direct": "Direct Entry",
         "search": "Search Engines",
