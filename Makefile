@@ -31,8 +31,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Two workers, a test file each at a time (module fixtures load once); every Meltano run has its own
+# run directory (tests/pipeline.py), so runs on both workers cannot collide.
 test: lint install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) .meltano .local .pytest_cache .ruff_cache output

@@ -54,7 +54,9 @@ def _service_user() -> str | None:
     try:
         pwd.getpwnam(SERVICE_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", SERVICE_USER], check=True)
+        made = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", SERVICE_USER], check=False)
+        if made.returncode != 0:
+            pwd.getpwnam(SERVICE_USER)  # another process made it meanwhile; if not, this raises
     return SERVICE_USER
 
 

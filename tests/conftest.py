@@ -21,7 +21,7 @@ from psycopg import sql
 from devenv.net import free_port
 from devenv.postgres import LocalPostgres
 from tests.helpers import TOKEN
-from tests.pipeline import Meltano
+from tests.pipeline import Meltano, isolated_sys_dir
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "tests" / "fixtures" / "matomo-5.0.2"
@@ -101,13 +101,15 @@ def database(postgres: LocalPostgres) -> Iterator[str]:
 
 
 def project_meltano(matomo_url: str, database: str, system_db: Path) -> Meltano:
-    """The project's Meltano, configured only through the Node tool's variables, with its own state."""
+    """The project's Meltano, configured only through the Node tool's variables, with its own state
+    and run directory (next to `system_db`), so that tests can run in parallel."""
     return Meltano(
         {
             "MATOMO_URL": matomo_url,
             "MATOMO_KEY": TOKEN,
             "PGDATABASE": database,
             "MELTANO_DATABASE_URI": f"sqlite:///{system_db}",
+            "MELTANO_SYS_DIR_ROOT": str(isolated_sys_dir(system_db.parent / "meltano-sys")),
             "TAP_MATOMO_RETRY_BACKOFF_MS": "50",
         }
     )

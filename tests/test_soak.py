@@ -84,7 +84,7 @@ def world() -> World:
 
 
 def live_traffic(world: World, rng: random.Random) -> None:
-    """Ten minutes of a live site, compressed: new visits, open visits growing, late hits."""
+    """Ten minutes of a live site, compressed: new visits, open visits growing or pinged, late hits."""
     now = int(time.time())
     for idsite in world.sites:
         for _ in range(rng.randint(2, 5)):
@@ -92,6 +92,8 @@ def live_traffic(world: World, rng: random.Random) -> None:
         open_visits = [v for v in world.visits.values() if v.idsite == idsite and now - 1800 < v.last_action < now - 5]
         for visit in rng.sample(open_visits, min(3, len(open_visits))):
             world.grow_visit(visit.idvisit, now - 2, n_actions=1)
+        for visit in rng.sample(open_visits, min(2, len(open_visits))):  # heartbeat pings, one with a user id
+            world.ping_visit(visit.idvisit, rng.randint(5, 60), rng.choice([None, f"user-{rng.randint(1, 9)}"]))
         world.add_visit(idsite, now - rng.randint(3600, 24 * 3600 - 600))  # a late hit, up to 24 h back
 
 
@@ -128,17 +130,17 @@ def kill_mid_load(meltano: Meltano, simulator: MatomoSimulator, database: str) -
 def compare(world: World, database: str) -> tuple[int, int, int, int, int]:
     truth = world.truth()
     with psycopg.connect(database) as conn:
-        rows = conn.execute("SELECT action_id, idvisit, actions, visitduration FROM matomo").fetchall()
+        rows = conn.execute("SELECT action_id, idvisit, actions, visitduration, userid FROM matomo").fetchall()
     landed = {r[0] for r in rows}
     duplicated = len(rows) - len(landed)
     lost = len(set(truth) - landed)
-    by_visit: dict[int, set[tuple[int, int]]] = {}
-    for _, idvisit, actions, duration in rows:
-        by_visit.setdefault(idvisit, set()).add((actions, duration))
+    by_visit: dict[int, set[tuple[int, int, str | None]]] = {}
+    for _, idvisit, actions, duration, userid in rows:
+        by_visit.setdefault(idvisit, set()).add((actions, duration, userid))
     stale = 0
     for visit in world.visits.values():
         rendered = render_visit(world, visit)
-        if by_visit.get(visit.idvisit) != {(rendered["actions"], rendered["visitDuration"])}:
+        if by_visit.get(visit.idvisit) != {(rendered["actions"], rendered["visitDuration"], rendered["userId"])}:
             stale += 1
     return len(truth), len(landed & set(truth)), lost, duplicated, stale
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from matomo_simulator import Fault, MatomoSimulator, World
+from matomo_simulator.render import render_visit
 
 from tests.helpers import TOKEN, action_ids, latest_versions, run_tap
 
@@ -202,3 +203,24 @@ def test_deactivated_optional_plugins_are_skipped_with_a_warning(
     assert len(warnings) == 2, warnings  # one per stream, not one per site
     assert "custom_dimensions skipped: Matomo's CustomDimensions plugin is not available" in warnings[0]
     assert "goals skipped: Matomo's Goals plugin is not available" in warnings[1]
+
+
+def test_a_pinged_visit_is_extracted_again_with_its_new_duration_and_user(
+    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path
+) -> None:
+    """A heartbeat ping moves neither the last action nor the action list (Matomo 5.0.2), yet changes the visit."""
+    first = run_tap(tmp_path, tap_config)
+    world = simulator.world
+    pinged = max((v for v in world.visits.values() if v.idsite == 1), key=lambda v: v.last_action)
+    world.ping_visit(pinged.idvisit, seconds=45, user_id="jane@example.org")
+    second = run_tap(tmp_path, tap_config, first.state)
+    assert second.returncode == 0, second.stderr[-2000:]
+    emitted = latest_versions(second)
+    assert set(emitted) == {pinged.idvisit}  # nothing else changed
+    expected = render_visit(world, pinged)
+    rows = emitted[pinged.idvisit]
+    assert len(rows) == len(expected["actionDetails"])
+    assert {(r["visitduration"], r["userid"], r["visitorid"]) for r in rows} == {
+        (expected["visitDuration"], "jane@example.org", expected["visitorId"])
+    }
+    assert expected["visitDuration"] > latest_versions(first)[pinged.idvisit][0]["visitduration"]

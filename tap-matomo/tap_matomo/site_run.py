@@ -1,8 +1,8 @@
 """What one run knows about one site while paging: which visits it emitted, and why it skipped others.
 
 The invariant (see paging.py): a visit is emitted at most once per run, always whole. A visit
-read again in the lookback window with the same last action and action count as the previous
-run emitted is unchanged and skipped, so a run without new data emits nothing.
+read again in the lookback window whose records are exactly those emitted before (same digest,
+see recent_visits.py) is unchanged and skipped, so a run without new data emits nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 
 from tap_matomo.coerce import integer
+from tap_matomo.recent_visits import RecentVisits, visit_digest
 from tap_matomo.records import InvalidVisitError, visit_to_records
 
 _HORIZON_SLACK_SECONDS = 60  # keep a little more than the next run reads, never less
@@ -28,7 +29,7 @@ class SiteRun:
     first_day: date
     last_day: date
     lookback_seconds: int
-    recent_visits: dict[str, list[int]]  # from state: idvisit -> [last action epoch, action count]
+    recent_visits: RecentVisits  # from state, and updated with what this run emits
     include_ip: bool
     logger: logging.Logger
     started_at: int  # UTC epoch: the SDK caps the new bookmark at about the run's start
@@ -40,7 +41,6 @@ class SiteRun:
     # (it ends at local midnight), so older ids can be forgotten and memory stays flat.
     _seen_today: set[int] = field(default_factory=set)
     _seen_before: set[int] = field(default_factory=set)
-    _emitted: dict[str, list[int]] = field(default_factory=dict)
     _day_counts: list[int] = field(default_factory=lambda: [0, 0])
 
     @property
@@ -60,10 +60,10 @@ class SiteRun:
             if idvisit in self._seen_today or idvisit in self._seen_before:
                 continue
             last_action = integer(visit.get("lastActionTimestamp")) or 0
-            actions = visit.get("actionDetails")
-            signature = [last_action, len(actions) if isinstance(actions, list) else -1]
             self._seen_today.add(idvisit)
-            if self.recent_visits.get(str(idvisit)) == signature:
+            records = list(visit_to_records(visit, self.tz, self.site, include_ip=self.include_ip))
+            digest = visit_digest(records)
+            if self.recent_visits.unchanged(idvisit, digest):
                 self.visits_unchanged += 1
                 continue
             if visit.get("truncatedActionsCount"):
@@ -74,16 +74,13 @@ class SiteRun:
                     idvisit,
                     visit["truncatedActionsCount"],
                 )
-            count = 0
-            for record in visit_to_records(visit, self.tz, self.site, include_ip=self.include_ip):
-                count += 1
-                yield record
-            self._emitted[str(idvisit)] = signature
+            yield from records
+            self.recent_visits.remember(idvisit, last_action, digest)
             self.max_last_action = max(self.max_last_action, last_action)
             self.visits_emitted += 1
-            self.actions_emitted += count
+            self.actions_emitted += len(records)
             self._day_counts[0] += 1
-            self._day_counts[1] += count
+            self._day_counts[1] += len(records)
 
     def day_done(self, day: date) -> None:
         """Log the day's progress and forget ids that can no longer come back."""
@@ -91,8 +88,8 @@ class SiteRun:
         self._day_counts = [0, 0]
         self._seen_before, self._seen_today = self._seen_today, set()
 
-    def recent_visits_to_keep(self, bookmark: str | None) -> dict[str, list[int]]:
-        """Signatures of the visits the next run's lookback window will read again.
+    def recent_visits_to_keep(self, bookmark: str | None) -> dict[str, t.Any]:
+        """Digests of the visits the next run's lookback window will read again, in their state form.
 
         The next run starts `lookback` before the new bookmark: the newest action emitted, capped
         at the run's start (visits that moved later during the run are read again, not skipped).
@@ -101,5 +98,4 @@ class SiteRun:
         if bookmark:
             newest = max(newest, int(datetime.fromisoformat(bookmark).timestamp()))
         horizon = newest - self.lookback_seconds - _HORIZON_SLACK_SECONDS
-        merged = {**self.recent_visits, **self._emitted}
-        return {idvisit: sig for idvisit, sig in merged.items() if sig[0] >= horizon}
+        return self.recent_visits.kept(horizon).encode()

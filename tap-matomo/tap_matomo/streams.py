@@ -14,6 +14,7 @@ from tap_matomo.client import MatomoQueryTimeoutError, MatomoStream, error_messa
 from tap_matomo.coerce import integer, number, text
 from tap_matomo.compat import override
 from tap_matomo.paging import VisitPage, VisitWindowPaginator
+from tap_matomo.recent_visits import RecentVisits
 from tap_matomo.site_run import SiteRun
 from tap_matomo.timezones import local_date, site_timezone
 
@@ -240,7 +241,7 @@ class VisitsActionsStream(SiteChildStream):
             first_day=local_date(lower, tz),
             last_day=last_day,
             lookback_seconds=int(lookback.total_seconds()),
-            recent_visits=state.get(RECENT_VISITS_KEY) or {},
+            recent_visits=RecentVisits.decode(state.get(RECENT_VISITS_KEY)),
             include_ip=bool(self.config.get("include_visitor_ip", False)),
             logger=self.logger,
             started_at=int(clock.utc_now().timestamp()),
