@@ -78,7 +78,7 @@ def test_matomo_holds_the_latest_extraction_typed_partitioned_and_indexed(
     )
     assert {name for name, _ in partitions} == {f"matomo_{y}w{w:02d}" for y, w in weeks}
     assert len(partitions) >= 2
-    assert all(count == NODE_INDEXES + 1 for _, count in partitions)  # + the unique key
+    assert all(count == NODE_INDEXES + 2 for _, count in partitions)  # + the unique key and loaded_at
     assert query(
         database,
         "SELECT count(*) FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid "

@@ -1,10 +1,19 @@
 {#
   A PostgreSQL table partitioned by range on a timestamp, one partition per ISO week
-  (<table>_<IYYY>w<IW>, Monday 00:00 UTC to the next Monday), loaded incrementally:
-  the rows of the model's query replace every row of the same `replace_key` (a visit's new
-  extraction replaces its old rows). Partitions are created before the rows of their week,
-  under an advisory lock so two runs never race; there is no default partition.
+  (<table>_<IYYY>w<IW>, Monday 00:00 UTC to the next Monday), loaded incrementally: the rows
+  of the model's query replace every row of the same `replace_key` (a visit's new extraction
+  replaces its old rows), with dbt's own delete+insert SQL and explicit column lists.
+
+  What is custom here is only what dbt-postgres cannot do: the partitioned parent and the
+  weekly partitions, created before the rows of their week. The rest is dbt's: schema changes
+  (`on_schema_change`, default append_new_columns: a column added to the model appears),
+  delete+insert, hooks. One run at a time: an advisory lock is taken before the model's query
+  reads anything, so a run never replaces newer rows with the older ones it read first.
   Indexes are created on the parent, so every partition, present or future, has them.
+
+  The delete is bounded to the weeks the replaced visits can have rows in (their new rows'
+  instants, +- `replace_window_days`; a visit never spans a site-local midnight), so it looks
+  up only those partitions' indexes.
 
   config: partition_by (column), replace_key (column), unique_key (list of columns),
           partition_indexes (list of {columns: [...]} or {expression: "...", name: "..."}),
@@ -13,10 +22,11 @@
 {% materialization partitioned_incremental, adapter='postgres' %}
   {%- set target_relation = this.incorporate(type='table') -%}
   {%- set existing = load_cached_relation(this) -%}
-  {%- set partition_by = config.require('partition_by') -%}
+  {%- set partition_by = adapter.quote(config.require('partition_by')) -%}
   {%- set replace_key = config.require('replace_key') -%}
   {%- set unique_key = config.get('unique_key', []) -%}
   {%- set indexes = config.get('partition_indexes', []) + var('extra_indexes', []) -%}
+  {%- set on_schema_change = incremental_validate_on_schema_change(config.get('on_schema_change'), default='append_new_columns') -%}
   {%- set staged = make_temp_relation(target_relation) -%}
   {%- set full_refresh = should_full_refresh() -%}
 
@@ -24,24 +34,32 @@
   {{ run_hooks(pre_hooks, inside_transaction=False) }}
   {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
+  {% call statement('lock') %}
+    -- One run at a time reads, creates partitions and replaces rows of this table.
+    select pg_advisory_xact_lock(hashtext({{ dbt.string_literal(target_relation | string) }}));
+  {% endcall %}
+
   {% if existing is not none and full_refresh %}
     {% do adapter.drop_relation(existing) %}
+    {% set existing = none %}
   {% endif %}
 
   {% call statement('stage') %}
     create temporary table {{ staged }} as {{ sql }};
-    -- One run at a time creates partitions and replaces rows of this table.
-    select pg_advisory_xact_lock(hashtext({{ dbt.string_literal(target_relation | string) }}));
   {% endcall %}
 
-  {% call statement('create_parent') %}
-    create table if not exists {{ target_relation }} (
-      like {{ staged }}
-      {%- if unique_key %},
-      constraint {{ adapter.quote(target_relation.identifier ~ '_key') }} unique ({{ unique_key | join(', ') }})
-      {%- endif %}
-    ) partition by range ({{ adapter.quote(partition_by) }});
-  {% endcall %}
+  {% if existing is none %}
+    {% call statement('create_parent') %}
+      create table {{ target_relation }} (
+        like {{ staged }}
+        {%- if unique_key %},
+        constraint {{ adapter.quote(target_relation.identifier ~ '_key') }} unique ({{ unique_key | join(', ') }})
+        {%- endif %}
+      ) partition by range ({{ partition_by }});
+    {% endcall %}
+  {% else %}
+    {% do process_schema_changes(on_schema_change, staged, target_relation) %}
+  {% endif %}
 
   {% for index in indexes %}
     {%- set parts = index.get('columns', []) -%}
@@ -55,8 +73,8 @@
 
   {% set weeks = run_query(
       "select distinct to_char(w, 'IYYY\"w\"IW') as suffix, w as starts, w + interval '7 days' as ends "
-      ~ "from (select date_trunc('week', " ~ adapter.quote(partition_by) ~ " at time zone 'UTC') at time zone 'UTC' as w "
-      ~ "from " ~ staged ~ " where " ~ adapter.quote(partition_by) ~ " is not null) weeks order by 2"
+      ~ "from (select date_trunc('week', " ~ partition_by ~ " at time zone 'UTC') at time zone 'UTC' as w "
+      ~ "from " ~ staged ~ ") weeks order by 2"
   ) %}
   {% for week in weeks.rows %}
     {% call statement('partition_' ~ week[0]) %}
@@ -66,12 +84,25 @@
     {% endcall %}
   {% endfor %}
 
-  {% call statement('main') %}
-    delete from {{ target_relation }}
-      where {{ adapter.quote(replace_key) }} in (select {{ adapter.quote(replace_key) }} from {{ staged }});
-    insert into {{ target_relation }}
-      select * from {{ staged }} where {{ adapter.quote(partition_by) }} is not null;
-  {% endcall %}
+  {%- set dest_columns = adapter.get_columns_in_relation(staged) -%}
+  {% if existing is none %}
+    {% call statement('main') %}
+      {{ get_delete_insert_merge_sql(target_relation, staged, none, dest_columns, none) }}
+    {% endcall %}
+  {% else %}
+    {%- set window = var('replace_window_days') | int -%}
+    {%- set bounds = run_query(
+        "select min(" ~ partition_by ~ ") - interval '" ~ window ~ " days', max(" ~ partition_by ~ ") + interval '"
+        ~ window ~ " days' from " ~ staged
+    ).rows[0] -%}
+    {%- set predicates = [] -%}
+    {%- if bounds[0] is not none -%}
+      {%- do predicates.append("DBT_INTERNAL_DEST." ~ partition_by ~ " between '" ~ bounds[0] ~ "' and '" ~ bounds[1] ~ "'") -%}
+    {%- endif -%}
+    {% call statement('main') %}
+      {{ get_delete_insert_merge_sql(target_relation, staged, replace_key, dest_columns, predicates) }}
+    {% endcall %}
+  {% endif %}
 
   {{ run_hooks(post_hooks, inside_transaction=True) }}
   {% do adapter.commit() %}

@@ -1,7 +1,9 @@
 {#-
   The main table, as the Node tool's users know it (name from DESTINATION_TABLE), typed,
-  partitioned by ISO week on action_timestamp and indexed. Each run reads only the visits
-  loaded since the previous run and replaces all their rows.
+  partitioned by ISO week on action_timestamp and indexed. Each visit holds the rows of its
+  latest extraction only. An incremental run costs what is new: it picks the visits loaded
+  since the last run (the raw table's `_sdc_batched_at` index), reads those visits' raw rows
+  (its `idvisit` index), keeps each one's latest extraction and replaces its rows.
 -#}
 {%- set indexes = [] -%}
 {%- for column in ['action_eventaction', 'action_eventcategory', 'action_timestamp', 'action_type', 'action_url',
@@ -12,6 +14,7 @@
 {%- do indexes.append({'columns': ['action_eventcategory', 'action_timestamp']}) -%}
 {%- do indexes.append({'name': var('destination_table') ~ '_action_day_idx',
                        'expression': "date(action_timestamp at time zone 'UTC')"}) -%}
+{%- do indexes.append({'columns': ['loaded_at']}) -%}  {#- the incremental runs' watermark and the hourly tests -#}
 {{
   config(
     materialized='partitioned_incremental',
@@ -20,15 +23,34 @@
     replace_key='idvisit',
     unique_key=['action_id', 'action_timestamp'],
     partition_indexes=indexes,
+    on_schema_change='append_new_columns',
   )
 }}
+{%- set staging = ref('stg_matomo__visits_actions') -%}
+{%- set helper_columns = ['sync_started_at'] -%}
+{%- set columns = adapter.get_columns_in_relation(staging) | map(attribute='name')
+                  | reject('in', helper_columns) | list if execute else [] -%}
 
-select *
-from {{ ref('stg_matomo__visits_actions') }}
+with
 {% if matomo_is_incremental() %}
-where idvisit in (
-    select idvisit
+touched_visits as (
+    select distinct idvisit
     from {{ source('matomo_raw', 'visits_actions') }}
-    where (_sdc_batched_at at time zone 'UTC') > (select coalesce(max(loaded_at), '-infinity') from {{ this }})
-)
+    where _sdc_batched_at > {{ matomo_reload_since(this) }} at time zone 'UTC'
+),
 {% endif %}
+extractions as (
+    select
+        *,
+        max(sync_started_at) over (partition by idvisit) as latest_sync_of_visit
+    from {{ staging }}
+    {% if matomo_is_incremental() %}
+    where idvisit in (select idvisit from touched_visits)
+    {% endif %}
+)
+
+select
+    {{ columns | join(',\n    ') }}
+from extractions
+-- Rows without an instant cannot be placed in a weekly partition (the staging test warns).
+where sync_started_at = latest_sync_of_visit and action_timestamp is not null

@@ -1,12 +1,24 @@
 -- Per site and site-local day, in the sense of Matomo's VisitsSummary.get: a visit counts on
 -- the day of its last action (nb_visits), and nb_actions adds up the visits' `actions`
 -- (pageviews, events, downloads, outlinks, site searches), so the warehouse reconciles with Matomo.
-with visits as (
-    select
-        *,
-        ({{ site_local('visit_last_action_at', 'site_timezone') }})::date as site_day
+-- An incremental run recomputes only the (site, day) rows of the visits `matomo_visits` changed.
+{{
+  config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['idsite', 'site_day'],
+    on_schema_change='append_new_columns',
+    indexes=[{'columns': ['idsite', 'site_day'], 'unique': True}, {'columns': ['loaded_at']}],
+  )
+}}
+
+{% if is_incremental() %}
+with touched_days as (
+    select distinct idsite, site_day
     from {{ ref('matomo_visits') }}
+    where loaded_at > {{ matomo_reload_since(this) }}
 )
+{% endif %}
 
 select
     idsite,
@@ -18,6 +30,10 @@ select
     sum(events) as events,
     sum(conversions) as conversions,
     sum(orders) as orders,
-    sum(order_revenue) as revenue
-from visits
+    sum(order_revenue) as revenue,
+    max(loaded_at) as loaded_at
+from {{ ref('matomo_visits') }}
+{% if is_incremental() %}
+where (idsite, site_day) in (select idsite, site_day from touched_days)
+{% endif %}
 group by idsite, site_day

@@ -1,5 +1,28 @@
--- One row per visit: its fields (as of its latest extraction), first and last action,
--- action counts per type and revenue.
+-- One row per visit: its fields (as of its latest extraction), first and last action, the
+-- site-local day of its last action, action counts per type and revenue. An incremental run
+-- recomputes only the visits whose rows `matomo` replaced since the last run.
+{{
+  config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='idvisit',
+    on_schema_change='append_new_columns',
+    indexes=[
+      {'columns': ['idvisit'], 'unique': True},
+      {'columns': ['loaded_at']},
+      {'columns': ['idsite', 'site_day']},
+    ],
+  )
+}}
+
+{% if is_incremental() %}
+with touched_visits as (
+    select distinct idvisit
+    from {{ ref('matomo') }}
+    where loaded_at > {{ matomo_reload_since(this) }}
+)
+{% endif %}
+
 select
     idvisit,
     min(idsite) as idsite,
@@ -29,6 +52,7 @@ select
     min(truncated_actions_count) as truncated_actions_count,
     min(visit_first_action_at) as visit_first_action_at,
     min(visit_last_action_at) as visit_last_action_at,
+    ({{ site_local('min(visit_last_action_at)', 'min(site_timezone)') }})::date as site_day,
     min(action_timestamp) as first_action_at,
     max(action_timestamp) as last_action_at,
     count(*) as action_items,
@@ -42,6 +66,10 @@ select
     count(*) filter (where action_type = 'ecommerceOrder') as orders,
     count(*) filter (where action_type = 'ecommerceAbandonedCart') as abandoned_carts,
     coalesce(sum(revenue) filter (where action_type = 'ecommerceOrder'), 0) as order_revenue,
-    coalesce(sum(revenue) filter (where action_type = 'goal'), 0) as goal_revenue
+    coalesce(sum(revenue) filter (where action_type = 'goal'), 0) as goal_revenue,
+    max(loaded_at) as loaded_at
 from {{ ref('matomo') }}
+{% if is_incremental() %}
+where idvisit in (select idvisit from touched_visits)
+{% endif %}
 group by idvisit

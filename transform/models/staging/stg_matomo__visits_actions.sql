@@ -1,14 +1,8 @@
--- Raw actions renamed and typed, and for each visit only the rows of its latest extraction:
--- a visit loaded again replaces its earlier rows, so rows it no longer has are dropped here.
+-- The raw actions renamed and typed, one row per raw row (a plain projection, so filters on
+-- idvisit reach the raw table's index). A visit extracted again has rows of several syncs here:
+-- `matomo` keeps each visit's latest (`sync_started_at`).
 -- The columns and their types are tap-matomo's column registry (tap_matomo/columns.py);
 -- tests/test_column_registry.py fails when the two drift apart.
-with raw as (
-    select
-        *,
-        max(_sdc_sync_started_at) over (partition by idvisit) as latest_sync_of_visit
-    from {{ source('matomo_raw', 'visits_actions') }}
-)
-
 select
     action_id::text as action_id,
     idsite::integer as idsite,
@@ -106,6 +100,6 @@ select
     product_view_sku::text as product_view_sku,
     product_view_name::text as product_view_name,
     product_view_price::numeric as product_view_price,
+    (_sdc_sync_started_at at time zone 'UTC')::timestamptz as sync_started_at,
     (_sdc_batched_at at time zone 'UTC')::timestamptz as loaded_at
-from raw
-where _sdc_sync_started_at = latest_sync_of_visit
+from {{ source('matomo_raw', 'visits_actions') }}
