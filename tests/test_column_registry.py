@@ -11,7 +11,7 @@ from tests.pipeline import ROOT
 STAGING = ROOT / "transform" / "models" / "staging" / "stg_matomo__visits_actions.sql"
 VISITS_MART = ROOT / "transform" / "models" / "marts" / "matomo_visits.sql"
 # What the staging model adds to the registry's columns.
-STAGING_EXTRA = [("sync_started_at", "timestamptz"), ("loaded_at", "timestamptz")]
+STAGING_EXTRA = [("sync_started_at", "bigint"), ("loaded_at", "timestamptz")]
 
 
 def staging_columns() -> list[tuple[str, str]]:

@@ -128,7 +128,8 @@ def test_a_grown_visit_ends_with_its_new_rows_and_a_quiet_run_changes_nothing(
     now = int(datetime.now(UTC).timestamp())
     # Two visits inside the lookback window, loaded whole first.
     grown, shrunk = world.add_visit(1, now - 600, n_actions=4), world.add_visit(3, now - 500, n_actions=4)
-    assert pipeline.run(*JOB).returncode == 0
+    done = pipeline.run(*JOB)
+    assert done.returncode == 0, done.stderr[-4000:]
     rows_before = len(query(database, "SELECT 1 FROM matomo WHERE idvisit = %s", shrunk.idvisit))
     assert rows_before == len(world.returned_actions(shrunk)) >= 4
 

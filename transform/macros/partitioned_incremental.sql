@@ -21,7 +21,6 @@
 #}
 {% materialization partitioned_incremental, adapter='postgres' %}
   {%- set target_relation = this.incorporate(type='table') -%}
-  {%- set existing = load_cached_relation(this) -%}
   {%- set partition_by = adapter.quote(config.require('partition_by')) -%}
   {%- set replace_key = config.require('replace_key') -%}
   {%- set unique_key = config.get('unique_key', []) -%}
@@ -39,6 +38,9 @@
     select pg_advisory_xact_lock(hashtext({{ dbt.string_literal(target_relation | string) }}));
   {% endcall %}
 
+  {#- Looked up under the lock: another run may have created the table meanwhile. -#}
+  {%- set exists = run_query("select to_regclass(" ~ dbt.string_literal(target_relation | string) ~ ") is not null").rows[0][0] -%}
+  {%- set existing = target_relation if exists else none -%}
   {% if existing is not none and full_refresh %}
     {% do adapter.drop_relation(existing) %}
     {% set existing = none %}

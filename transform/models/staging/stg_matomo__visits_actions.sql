@@ -100,6 +100,6 @@ select
     product_view_sku::text as product_view_sku,
     product_view_name::text as product_view_name,
     product_view_price::numeric as product_view_price,
-    (_sdc_sync_started_at at time zone 'UTC')::timestamptz as sync_started_at,
+    _sdc_sync_started_at::bigint as sync_started_at,
     (_sdc_batched_at at time zone 'UTC')::timestamptz as loaded_at
 from {{ source('matomo_raw', 'visits_actions') }}

@@ -23,6 +23,6 @@
   rows are replaced per visit, so reading them twice costs little and changes nothing.
 #}
 {% macro matomo_reload_since(relation) -%}
-  (select coalesce(max(loaded_at), '-infinity'::timestamptz) from {{ relation }})
-    - interval '{{ var("reload_overlap_minutes") | int }} minutes'
+  ((select coalesce(max(loaded_at), '-infinity'::timestamptz) from {{ relation }})
+    - interval '{{ var("reload_overlap_minutes") | int }} minutes')
 {%- endmacro %}
