@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,11 +12,12 @@ import psycopg
 import pytest
 import requests
 from matomo_simulator import MatomoSimulator, World
+from psycopg import sql
 
 from devenv.postgres import LocalPostgres
 from tests.conftest import LoadedProject, new_database
 from tests.helpers import TOKEN
-from tests.pipeline import Meltano
+from tests.pipeline import ROOT, Meltano
 
 JOB = ("run", "matomo-to-postgres")
 NODE_INDEXES = 16  # the Node tool's set (see data-contract.md)
@@ -52,9 +54,9 @@ def pipeline(meltano: Meltano, loaded: LoadedProject, tmp_path: Path) -> Meltano
     return meltano
 
 
-def query(database: str, sql: str, *params: object) -> list[tuple]:
+def query(database: str, statement: str | sql.Composable, *params: object) -> list[tuple]:
     with psycopg.connect(database) as conn:
-        return conn.execute(sql, params).fetchall()
+        return conn.execute(statement, params).fetchall()
 
 
 def snapshot(database: str) -> list[tuple]:
@@ -235,3 +237,110 @@ def test_two_runs_at_once_do_not_race_on_partitions(pipeline: Meltano, database:
 def test_token_is_not_in_the_tables(pipeline: Meltano, database: str) -> None:
     cells = query(database, "SELECT count(*) FROM matomo_raw.visits_actions t WHERE t::text LIKE %s", f"%{TOKEN}%")
     assert cells == [(0,)]
+
+
+MODELS = ("matomo", "matomo_visits", "matomo_daily")
+
+
+def table(schema: str, name: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+
+
+def count_rows(database: str, schema: str, name: str) -> int:
+    return query(database, sql.SQL("SELECT count(*) FROM {}").format(table(schema, name)))[0][0]
+
+
+def differences(database: str, schema: str, other: str, name: str) -> int:
+    """Rows of table `name` in one schema and not the other, both ways (every column compared)."""
+    one, two = table(schema, name), table(other, name)
+    both_ways = sql.SQL(
+        "SELECT count(*) FROM ((SELECT * FROM {one} EXCEPT ALL SELECT * FROM {two})"
+        " UNION ALL (SELECT * FROM {two} EXCEPT ALL SELECT * FROM {one})) d"
+    ).format(one=one, two=two)
+    return query(database, both_ways)[0][0]
+
+
+def matomo_columns(database: str) -> list[str]:
+    return [
+        r[0]
+        for r in query(
+            database,
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name = 'matomo' ORDER BY ordinal_position",
+        )
+    ]
+
+
+def last_week_boundary(before: datetime) -> datetime:
+    """The latest Monday 00:00 UTC (a weekly partition boundary) at least two hours before `before`."""
+    monday = (before - timedelta(hours=2)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return monday - timedelta(days=monday.weekday())
+
+
+def test_incremental_runs_equal_a_full_rebuild_and_a_new_column_appears(
+    pipeline: Meltano, simulator: MatomoSimulator, database: str, tmp_path: Path
+) -> None:
+    world = simulator.world
+    now = datetime.now(UTC)
+    boundary = int(last_week_boundary(now).timestamp())
+    # Read back far enough to see the visit across the week boundary again.
+    pipeline.env["TAP_MATOMO_LOOKBACK_MINUTES"] = str((int(now.timestamp()) - boundary) // 60 + 120)
+    stamp = int(now.timestamp())
+    # A Kolkata visit from Sunday 23:50 to Monday 00:05 UTC (one local day): rows in two weekly partitions.
+    across = world.add_visit(3, boundary - 600, n_actions=3)
+    world.grow_visit(across.idvisit, boundary + 300, n_actions=2)
+    grown, shrunk = world.add_visit(1, stamp - 900, n_actions=3), world.add_visit(2, stamp - 800, n_actions=4)
+    first = pipeline.run(*JOB)
+    assert first.returncode == 0, first.stderr[-4000:]
+    weeks = query(database, "SELECT count(DISTINCT tableoid) FROM matomo WHERE idvisit = %s", across.idvisit)
+    assert weeks == [(2,)]
+
+    with world.lock:  # re-extracted with its rows after the boundary gone, one more action, one fewer
+        del across.actions[3:]
+        shrunk.actions.pop(1)
+    world.grow_visit(grown.idvisit, stamp - 60, n_actions=2)
+    world.ping_visit(grown.idvisit, 30, user_id="user-7")
+    second = pipeline.run(*JOB)
+    assert second.returncode == 0, second.stderr[-4000:]
+
+    truth = world.truth()
+    assert {r[0] for r in query(database, "SELECT action_id FROM matomo")} == set(truth)
+    for visit in (across, grown, shrunk):
+        expected = {k for k, v in truth.items() if v["idvisit"] == visit.idvisit}
+        got = {r[0] for r in query(database, "SELECT action_id FROM matomo WHERE idvisit = %s", visit.idvisit)}
+        assert got == expected, visit.idvisit
+
+    pipeline.env["DBT_SCHEMA"] = "full_rebuild"
+    rebuild = pipeline.run("invoke", "dbt-postgres:full-refresh")
+    assert rebuild.returncode == 0, rebuild.stdout[-4000:]
+    for name in MODELS:
+        assert count_rows(database, "public", name) == count_rows(database, "full_rebuild", name) > 0, name
+        assert differences(database, "public", "full_rebuild", name) == 0, name
+
+    # A column added to the contract, in the middle of the staging model: it appears at the end of
+    # `matomo` (appended), filled for the visits replaced from then on; no column moves.
+    before = matomo_columns(database)
+    project = tmp_path / "transform"
+    shutil.copytree(ROOT / "transform", project, ignore=shutil.ignore_patterns("target", "logs"))
+    staging = project / "models" / "staging" / "stg_matomo__visits_actions.sql"
+    staging.write_text(
+        staging.read_text().replace(
+            "    country::text as country,\n", "    country::text as country,\n    upper(country) as country_upper,\n"
+        )
+    )
+    pipeline.env.pop("DBT_SCHEMA")
+    world.grow_visit(grown.idvisit, stamp - 30, n_actions=1)
+    assert pipeline.run("run", "tap-matomo", "target-postgres").returncode == 0
+    changed = pipeline.run("invoke", "dbt-postgres", "build", "--project-dir", str(project))
+    assert changed.returncode == 0, changed.stdout[-4000:]
+    assert matomo_columns(database) == [*before, "country_upper"]
+    landed = query(
+        database, "SELECT action_id, country, region, country_upper FROM matomo WHERE idvisit = %s", grown.idvisit
+    )
+    raw = query(
+        database,
+        "SELECT action_id, country, region, upper(country) FROM matomo_raw.visits_actions WHERE idvisit = %s",
+        grown.idvisit,
+    )
+    assert sorted(landed) == sorted(raw)
+    assert len(landed) == len([v for v in world.truth().values() if v["idvisit"] == grown.idvisit])
