@@ -89,9 +89,11 @@ def live_traffic(world: World, rng: random.Random) -> None:
     for idsite in world.sites:
         for _ in range(rng.randint(2, 5)):
             world.add_visit(idsite, now - rng.randint(1, 60))
-        open_visits = [v for v in world.visits.values() if v.idsite == idsite and now - 1800 < v.last_action < now - 5]
+        open_visits = [
+            v for v in world.visits.values() if v.idsite == idsite and now - 1800 < v.last_action < now - 200
+        ]
         for visit in rng.sample(open_visits, min(3, len(open_visits))):
-            world.grow_visit(visit.idvisit, now - 2, n_actions=1)
+            world.grow_visit(visit.idvisit, now - 100, n_actions=1)  # hits 5-90 s apart: still in the past
         for visit in rng.sample(open_visits, min(2, len(open_visits))):  # heartbeat pings, one with a user id
             world.ping_visit(visit.idvisit, rng.randint(5, 60), rng.choice([None, f"user-{rng.randint(1, 9)}"]))
         world.add_visit(idsite, now - rng.randint(3600, 24 * 3600 - 600))  # a late hit, up to 24 h back

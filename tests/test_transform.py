@@ -135,7 +135,7 @@ def test_a_grown_visit_ends_with_its_new_rows_and_a_quiet_run_changes_nothing(
     rows_before = len(query(database, "SELECT 1 FROM matomo WHERE idvisit = %s", shrunk.idvisit))
     assert rows_before == len(world.returned_actions(shrunk)) >= 4
 
-    world.grow_visit(grown.idvisit, now - 120, n_actions=2)
+    world.grow_visit(grown.idvisit, now - 400, n_actions=2)  # hits 5-90 s apart: all in the past
     with world.lock:  # Matomo dropped one action of this visit (a purge, a lower cap)
         shrunk.actions.pop(1)
     done = pipeline.run(*JOB)
@@ -289,7 +289,7 @@ def test_incremental_runs_equal_a_full_rebuild_and_a_new_column_appears(
     # A Kolkata visit from Sunday 23:50 to Monday 00:05 UTC (one local day): rows in two weekly partitions.
     across = world.add_visit(3, boundary - 600, n_actions=3)
     world.grow_visit(across.idvisit, boundary + 300, n_actions=2)
-    grown, shrunk = world.add_visit(1, stamp - 900, n_actions=3), world.add_visit(2, stamp - 800, n_actions=4)
+    grown, shrunk = world.add_visit(1, stamp - 1500, n_actions=3), world.add_visit(2, stamp - 1400, n_actions=4)
     first = pipeline.run(*JOB)
     assert first.returncode == 0, first.stderr[-4000:]
     weeks = query(database, "SELECT count(DISTINCT tableoid) FROM matomo WHERE idvisit = %s", across.idvisit)
@@ -298,7 +298,7 @@ def test_incremental_runs_equal_a_full_rebuild_and_a_new_column_appears(
     with world.lock:  # re-extracted with its rows after the boundary gone, one more action, one fewer
         del across.actions[3:]
         shrunk.actions.pop(1)
-    world.grow_visit(grown.idvisit, stamp - 60, n_actions=2)
+    world.grow_visit(grown.idvisit, stamp - 600, n_actions=2)  # hits 5-90 s apart: all in the past
     world.ping_visit(grown.idvisit, 30, user_id="user-7")
     second = pipeline.run(*JOB)
     assert second.returncode == 0, second.stderr[-4000:]
@@ -329,7 +329,7 @@ def test_incremental_runs_equal_a_full_rebuild_and_a_new_column_appears(
         )
     )
     pipeline.env.pop("DBT_SCHEMA")
-    world.grow_visit(grown.idvisit, stamp - 30, n_actions=1)
+    world.grow_visit(grown.idvisit, stamp - 400, n_actions=1)
     assert pipeline.run("run", "tap-matomo", "target-postgres").returncode == 0
     changed = pipeline.run("invoke", "dbt-postgres", "build", "--project-dir", str(project))
     assert changed.returncode == 0, changed.stdout[-4000:]
