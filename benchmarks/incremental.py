@@ -66,9 +66,9 @@ def run(command: list[str], env: dict[str, str]) -> float:
     return time.monotonic() - started
 
 
-def scalar(url: str, statement: str) -> object:
+def scalar(url: str, statement: str) -> int:
     with psycopg.connect(url) as conn:
-        return conn.execute(statement).fetchall()[0][0]  # type: ignore[arg-type]
+        return int(conn.execute(statement).fetchall()[0][0])
 
 
 def grow_raw(url: str, target_rows: int, seed_rows: int) -> None:
@@ -122,7 +122,7 @@ def explain_incremental(url: str) -> str:
     """EXPLAIN (ANALYZE) of the select that stages the incremental `matomo` run, as dbt compiled it."""
     compiled = (ROOT / "transform/target/compiled/matomo/models/marts/matomo.sql").read_text()
     with psycopg.connect(url) as conn:
-        plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {compiled}").fetchall()  # type: ignore[arg-type]
+        plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {compiled}").fetchall()
         conn.rollback()
     return "\n".join(r[0] for r in plan)
 
