@@ -10,6 +10,7 @@ import itertools
 import logging
 import random
 import typing as t
+import weakref
 from functools import cached_property
 from http import HTTPStatus
 from importlib.metadata import version
@@ -60,13 +61,14 @@ def is_query_timeout(body: t.Any) -> bool:
     return QUERY_TIMEOUT_MESSAGE in (error_message(body) or "")
 
 
+_decoded: weakref.WeakKeyDictionary[requests.Response, t.Any] = weakref.WeakKeyDictionary()
+
+
 def matomo_json(response: requests.Response) -> t.Any:
     """The decoded body, parsed once per response (validation, parsing and paging all need it)."""
-    cached = getattr(response, "_matomo_json", None)
-    if cached is None:
-        cached = response.json()
-        response._matomo_json = cached  # type: ignore[attr-defined]
-    return cached
+    if response not in _decoded:
+        _decoded[response] = response.json()
+    return _decoded[response]
 
 
 class MatomoStream(RESTStream):
