@@ -213,6 +213,9 @@ def write_report(results: list[Measure], memory: list[tuple[str, Measure]], acti
     lines = [
         "# Benchmarks",
         "",
+        "The cost of an hourly run as history grows (dbt step, full refresh, tap state): "
+        "[benchmarks-incremental.md](benchmarks-incremental.md), `python -m benchmarks.incremental`.",
+        "",
         f"Measured {datetime.now(UTC):%Y-%m-%d} by `python -m benchmarks.run` (a script, not a test).",
         f"Machine: {os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB, "
         f"Python {platform.python_version()}.",

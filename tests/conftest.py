@@ -101,8 +101,8 @@ def database(postgres: LocalPostgres) -> Iterator[str]:
 
 
 def project_meltano(matomo_url: str, database: str, system_db: Path) -> Meltano:
-    """The project's Meltano, configured only through the Node tool's variables, with its own state
-    and run directory (next to `system_db`), so that tests can run in parallel."""
+    """The project's Meltano, configured only through the Node tool's variables, with its own state,
+    run directory and dbt target (next to `system_db`), so that tests can run in parallel."""
     return Meltano(
         {
             "MATOMO_URL": matomo_url,
@@ -110,6 +110,8 @@ def project_meltano(matomo_url: str, database: str, system_db: Path) -> Meltano:
             "PGDATABASE": database,
             "MELTANO_DATABASE_URI": f"sqlite:///{system_db}",
             "MELTANO_SYS_DIR_ROOT": str(isolated_sys_dir(system_db.parent / "meltano-sys")),
+            "DBT_TARGET_PATH": str(system_db.parent / "dbt-target"),  # dbt's compiled files, per test
+            "DBT_LOG_PATH": str(system_db.parent / "dbt-logs"),
             "TAP_MATOMO_RETRY_BACKOFF_MS": "50",
         }
     )

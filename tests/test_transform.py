@@ -344,3 +344,27 @@ def test_incremental_runs_equal_a_full_rebuild_and_a_new_column_appears(
     )
     assert sorted(landed) == sorted(raw)
     assert len(landed) == len([v for v in world.truth().values() if v["idvisit"] == grown.idvisit])
+
+
+def test_rows_committed_late_with_older_batch_times_are_read_within_the_overlap(
+    pipeline: Meltano, database: str
+) -> None:
+    """A load committing while dbt ran (a manual run, a retry) can hold batch times older than the watermark."""
+    with psycopg.connect(database) as conn:
+        (watermark,) = conn.execute("SELECT max(loaded_at) FROM matomo").fetchall()[0]
+        late, too_late = (
+            r[0]
+            for r in conn.execute("SELECT idvisit FROM matomo GROUP BY idvisit ORDER BY idvisit LIMIT 2").fetchall()
+        )
+        for idvisit, minutes in ((late, 5), (too_late, 60)):  # inside, then outside, the 15-minute overlap
+            conn.execute(
+                "UPDATE matomo_raw.visits_actions SET visitduration = 99999, "
+                "_sdc_sync_started_at = _sdc_sync_started_at + 1, "
+                "_sdc_batched_at = (%s::timestamptz - %s * interval '1 minute') AT TIME ZONE 'UTC' WHERE idvisit = %s",
+                (watermark, minutes, idvisit),
+            )
+    done = pipeline.run("invoke", "dbt-postgres", "run")
+    assert done.returncode == 0, done.stdout[-3000:]
+    durations = dict(query(database, "SELECT idvisit, max(visitduration) FROM matomo GROUP BY idvisit"))
+    assert durations[late] == 99999
+    assert durations[too_late] != 99999  # older than the overlap: the documented limit (a full refresh reads it)
