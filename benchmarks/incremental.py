@@ -106,16 +106,19 @@ def grow_raw(url: str, target_rows: int, seed_rows: int) -> None:
         conn.execute("VACUUM ANALYZE matomo_raw.visits_actions")
 
 
-def age_recent_loads(url: str) -> None:
-    """Make the loads of this benchmark's last minutes a day old, as an hourly run finds its predecessors.
+def age_earlier_loads(url: str, keep_since: datetime | None) -> None:
+    """Make this benchmark's loads before `keep_since` (all, if None) a day old.
 
-    Without it, the reload overlap (15 minutes) would read the seed and earlier increments again,
-    since the whole benchmark runs in minutes.
+    An hourly run finds the previous hour's load just before its watermark and older loads long
+    before; the benchmark loads all of them within minutes, so without this the reload overlap
+    (15 minutes) would read the seed and every earlier increment again.
     """
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "UPDATE matomo_raw.visits_actions SET _sdc_batched_at = _sdc_batched_at - interval '1 day' "
-            "WHERE _sdc_batched_at > (now() at time zone 'UTC') - interval '12 hours'"
+            "WHERE _sdc_batched_at > (now() at time zone 'UTC') - interval '12 hours' "
+            "AND _sdc_batched_at < coalesce(%s::timestamptz at time zone 'UTC', 'infinity')",
+            (keep_since,),
         )
 
 
@@ -185,18 +188,25 @@ def main() -> int:
                 seed_rows = int(scalar(url, "SELECT count(*) FROM matomo_raw.visits_actions"))
                 print(f"seed load: {seed_rows:,} raw rows", flush=True)
                 plan = ""
+                keep_since: datetime | None = None  # the previous increment stays the newest load
                 for size in sizes:
                     grow_raw(url, size, seed_rows)
-                    age_recent_loads(url)
+                    age_earlier_loads(url, keep_since)
                     temp_before = int(scalar(url, "SELECT temp_bytes FROM pg_stat_database WHERE datname = 'bench'"))
                     full = run([MELTANO, "invoke", "dbt-postgres:full-refresh"], env)
                     temp = int(scalar(url, "SELECT temp_bytes FROM pg_stat_database WHERE datname = 'bench'"))
+                    with psycopg.connect(url, autocommit=True) as conn:
+                        conn.execute("ANALYZE")  # what autovacuum does within a minute of the rebuild
                     added = increment(world, rng)
+                    keep_since = datetime.now(UTC)
                     run([MELTANO, "run", "tap-matomo", "target-postgres"], env)
                     if size == sizes[-1]:
                         run([MELTANO, "invoke", "dbt-postgres", "compile", "--select", "matomo"], env)
                         plan = explain_incremental(url)
                     dbt_step = run([MELTANO, "invoke", "dbt-postgres:build"], env)
+                    nodes = json.loads((ROOT / "transform/target/run_results.json").read_text())["results"]
+                    slowest = sorted(nodes, key=lambda n: -n["execution_time"])[:3]
+                    print(", ".join(f"{n['unique_id']} {n['execution_time']:.1f} s" for n in slowest), flush=True)
                     raw = int(scalar(url, "SELECT count(*) FROM matomo_raw.visits_actions"))
                     step = Step(raw, full, (temp - temp_before) / 2**20, added, dbt_step)
                     steps.append(step)

@@ -17,12 +17,36 @@
 
 
 {#
-  The instant from which an incremental run reads again: the newest `loaded_at` already in
-  `relation`, minus `reload_overlap_minutes`. The margin catches a load that committed rows with
-  batch times a little older than that while the previous run read (a manual run, a retry);
-  rows are replaced per visit, so reading them twice costs little and changes nothing.
+  The instant from which an incremental run reads again, as a literal: the newest `loaded_at`
+  already in `relation`, minus `reload_overlap_minutes`. The margin catches a load that committed
+  rows with batch times a little older than that while the previous run read (a manual run, a
+  retry); rows are replaced per visit, so reading them twice costs little and changes nothing.
+  A literal, not a subquery, so that PostgreSQL estimates the rows it selects from the indexes'
+  statistics (a subquery's value is unknown when planning, and a range on it is guessed at a third
+  of the table, which would turn index lookups into full scans).
 #}
 {% macro matomo_reload_since(relation) -%}
-  ((select coalesce(max(loaded_at), '-infinity'::timestamptz) from {{ relation }})
-    - interval '{{ var("reload_overlap_minutes") | int }} minutes')
+  {%- if not execute -%}{{ return("'-infinity'::timestamptz") }}{%- endif -%}
+  {%- set since = run_query(
+      "select (coalesce(max(loaded_at), '-infinity'::timestamptz) - interval '"
+      ~ (var('reload_overlap_minutes') | int) ~ " minutes')::text from " ~ relation
+  ).columns[0].values()[0] -%}
+  {{- return(dbt.string_literal(since) ~ "::timestamptz") -}}
+{%- endmacro %}
+
+
+{#
+  The instants a set of replaced visits can have rows at, as literals for partition pruning:
+  their rows loaded since `since`, +- `replace_window_days` (a visit never spans a site-local
+  midnight, so all its rows lie within a day of each other).
+#}
+{% macro matomo_visits_window(relation, since) -%}
+  {%- if not execute -%}{{ return(["'-infinity'::timestamptz", "'infinity'::timestamptz"]) }}{%- endif -%}
+  {%- set days = var('replace_window_days') | int -%}
+  {%- set row = run_query(
+      "select coalesce((min(action_timestamp) - interval '" ~ days ~ " days')::text, 'infinity'), "
+      ~ "coalesce((max(action_timestamp) + interval '" ~ days ~ " days')::text, '-infinity') "
+      ~ "from " ~ relation ~ " where loaded_at > " ~ since
+  ).rows[0] -%}
+  {{- return([dbt.string_literal(row[0]) ~ "::timestamptz", dbt.string_literal(row[1]) ~ "::timestamptz"]) -}}
 {%- endmacro %}

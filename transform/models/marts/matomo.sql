@@ -36,7 +36,7 @@ with
 touched_visits as (
     select distinct idvisit
     from {{ source('matomo_raw', 'visits_actions') }}
-    where _sdc_batched_at > {{ matomo_reload_since(this) }} at time zone 'UTC'
+    where _sdc_batched_at > ({{ matomo_reload_since(this) }} at time zone 'UTC')
 ),
 {% endif %}
 extractions as (

@@ -1,6 +1,7 @@
 -- One row per visit: its fields (as of its latest extraction), first and last action, the
 -- site-local day of its last action, action counts per type and revenue. An incremental run
--- recomputes only the visits whose rows `matomo` replaced since the last run.
+-- recomputes only the visits whose rows `matomo` replaced since the last run (their rows loaded
+-- since, through the `loaded_at` indexes, within the weeks those rows are in).
 {{
   config(
     materialized='incremental',
@@ -16,10 +17,12 @@
 }}
 
 {% if is_incremental() %}
+{%- set since = matomo_reload_since(this) -%}
+{%- set window = matomo_visits_window(ref('matomo'), since) -%}
 with touched_visits as (
     select distinct idvisit
     from {{ ref('matomo') }}
-    where loaded_at > {{ matomo_reload_since(this) }}
+    where loaded_at > {{ since }}
 )
 {% endif %}
 
@@ -70,6 +73,8 @@ select
     max(loaded_at) as loaded_at
 from {{ ref('matomo') }}
 {% if is_incremental() %}
+-- All rows of the touched visits, looked up only in the weeks they can be in.
 where idvisit in (select idvisit from touched_visits)
+    and action_timestamp between {{ window[0] }} and {{ window[1] }}
 {% endif %}
 group by idvisit
