@@ -189,7 +189,12 @@ def main() -> int:
                 seed_rows = int(scalar(url, "SELECT count(*) FROM matomo_raw.visits_actions"))
                 print(f"seed load: {seed_rows:,} raw rows", flush=True)
                 plan = ""
-                keep_since: datetime | None = None  # the previous increment stays the newest load
+                # A first, unmeasured increment, so that every measured step finds one increment
+                # as the previous load (the seed load, aged, is then history like the rest).
+                age_earlier_loads(url, None)
+                keep_since = datetime.now(UTC)
+                increment(world, rng)
+                run([MELTANO, "run", "matomo-to-postgres"], env)
                 for size in sizes:
                     grow_raw(url, size, seed_rows)
                     age_earlier_loads(url, keep_since)
