@@ -43,10 +43,11 @@
 {% macro matomo_visits_window(relation, since) -%}
   {%- if not execute -%}{{ return(["'-infinity'::timestamptz", "'infinity'::timestamptz"]) }}{%- endif -%}
   {%- set days = var('replace_window_days') | int -%}
+  {#- Materialized first: a bare min()/max() would walk the action_timestamp index from the oldest row. -#}
   {%- set row = run_query(
-      "select coalesce((min(action_timestamp) - interval '" ~ days ~ " days')::text, 'infinity'), "
-      ~ "coalesce((max(action_timestamp) + interval '" ~ days ~ " days')::text, '-infinity') "
-      ~ "from " ~ relation ~ " where loaded_at > " ~ since
+      "with loaded as materialized (select action_timestamp from " ~ relation ~ " where loaded_at > " ~ since ~ ") "
+      ~ "select coalesce((min(action_timestamp) - interval '" ~ days ~ " days')::text, 'infinity'), "
+      ~ "coalesce((max(action_timestamp) + interval '" ~ days ~ " days')::text, '-infinity') from loaded"
   ).rows[0] -%}
   {{- return([dbt.string_literal(row[0]) ~ "::timestamptz", dbt.string_literal(row[1]) ~ "::timestamptz"]) -}}
 {%- endmacro %}
