@@ -17,6 +17,9 @@ def apply_to_environment() -> None:
         raise SystemExit(2) from None
 
 
+# Each tool is imported only by its own entry point: a plugin venv holds one of them, not both.
+
+
 def target_postgres() -> None:
     """MeltanoLabs' target-postgres, connected through libpq's variables."""
     apply_to_environment()
