@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psycopg
 from dotenv import dotenv_values
+from pgurl import libpq_environment
 from psycopg import sql
 
 from devenv.net import free_port
@@ -66,11 +67,16 @@ def start_postgres(stack: ExitStack) -> str:
     return server.url.rsplit("/", 1)[0] + f"/{DEMO_DB}"
 
 
-def report(database_url: str, seconds: float) -> None:
-    """Rows per site and day in the raw load, and the partitions and indexes of the `matomo` table."""
+def report(env: dict[str, str], seconds: float) -> None:
+    """Rows per site and day in the raw load, and the partitions and indexes of the `matomo` table.
+
+    It connects like the loader and dbt: PGDATABASE (a URL or a name) and the PG* variables, read by pg-url.
+    """
+    libpq = {k: v for k, v in env.items() if k.startswith("PG")} | libpq_environment(env)
+    os.environ.update(libpq)  # libpq reads them; connect("") uses nothing else
     table = os.environ.get("DESTINATION_TABLE", "matomo")
     schema = os.environ.get("DBT_SCHEMA", "public")
-    with psycopg.connect(database_url) as conn:
+    with psycopg.connect("") as conn:
         rows = conn.execute(
             """
             SELECT idsite, site_timezone, (action_timestamp AT TIME ZONE 'UTC')::date AS utc_day,
@@ -121,7 +127,7 @@ def main() -> int:
         if done.returncode != 0:
             print(f"`meltano run {JOB}` failed (exit {done.returncode}); see the log above.", file=sys.stderr)
             return done.returncode
-        report(env["PGDATABASE"], elapsed)
+        report(env, elapsed)
     return 0
 
 

@@ -26,9 +26,13 @@ _ENTRY = struct.Struct("<II8s")  # idvisit - base, last action (UTC epoch), dige
 _VERSION = 1
 
 
-def visit_digest(records: t.Sequence[t.Mapping[str, t.Any]]) -> bytes:
-    """8 bytes that change whenever any field of any of the visit's records changes."""
-    return hashlib.blake2b(repr(records).encode(), digest_size=8).digest()
+def visit_digest(columns: object) -> bytes:
+    """8 bytes that change whenever any value of a visit's mapped columns changes.
+
+    `columns` is the mapped visit (its shared columns and its actions' own, see records.py), so
+    the visit's fields are hashed once, not once per action.
+    """
+    return hashlib.blake2b(repr(columns).encode(), digest_size=8).digest()
 
 
 @dataclass

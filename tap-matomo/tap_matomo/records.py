@@ -7,6 +7,7 @@ visit's fields. The columns are columns.py's (docs/data-contract.md describes th
 from __future__ import annotations
 
 import typing as t
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
 from tap_matomo.coerce import integer, number, text
@@ -141,10 +142,22 @@ def action_fields(
     return fields
 
 
-def visit_to_records(
-    visit: dict[str, t.Any], tz: tzinfo, site: dict[str, t.Any], *, include_ip: bool = False
-) -> t.Iterator[dict[str, t.Any]]:
-    """One record per item of the visit's `actionDetails`, keyed `{idVisit}_{position}`."""
+@dataclass(frozen=True)
+class MappedVisit:
+    """A visit's columns, mapped once: those all its actions share, and each action's own."""
+
+    idvisit: int
+    shared: dict[str, t.Any]
+    actions: list[dict[str, t.Any]]
+
+    def records(self) -> t.Iterator[dict[str, t.Any]]:
+        """One record per action, keyed `{idVisit}_{position}`, carrying the shared columns."""
+        for position, action in enumerate(self.actions):
+            yield {"action_id": f"{self.idvisit}_{position}", **self.shared, **action}
+
+
+def map_visit(visit: dict[str, t.Any], tz: tzinfo, site: dict[str, t.Any], *, include_ip: bool = False) -> MappedVisit:
+    """The visit's columns, or InvalidVisitError when it has no numeric id or no action list."""
     idvisit = integer(visit.get("idVisit"))
     if idvisit is None:
         msg = f"visit without a numeric idVisit: {visit.get('idVisit')!r}"
@@ -153,14 +166,19 @@ def visit_to_records(
     if not isinstance(actions, list):
         msg = f"visit {idvisit} has no actionDetails list"
         raise InvalidVisitError(msg)
-    shared = visit_fields(visit, tz, site, include_ip=include_ip)
     visit_dimensions = _dimensions(visit)
     # A little slack around the visit's true bounds, for the DST fold choice only.
     first, last = integer(visit.get("firstActionTimestamp")), integer(visit.get("lastActionTimestamp"))
     bounds = (first - 1 if first is not None else None, last + 1 if last is not None else None)
-    for position, action in enumerate(actions):
-        yield {
-            "action_id": f"{idvisit}_{position}",
-            **shared,
-            **action_fields(action, position, visit_dimensions, tz, bounds),
-        }
+    return MappedVisit(
+        idvisit,
+        visit_fields(visit, tz, site, include_ip=include_ip),
+        [action_fields(action, position, visit_dimensions, tz, bounds) for position, action in enumerate(actions)],
+    )
+
+
+def visit_to_records(
+    visit: dict[str, t.Any], tz: tzinfo, site: dict[str, t.Any], *, include_ip: bool = False
+) -> t.Iterator[dict[str, t.Any]]:
+    """One record per item of the visit's `actionDetails`, keyed `{idVisit}_{position}`."""
+    return map_visit(visit, tz, site, include_ip=include_ip).records()

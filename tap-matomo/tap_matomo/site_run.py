@@ -14,7 +14,7 @@ from datetime import date, datetime, tzinfo
 
 from tap_matomo.coerce import integer
 from tap_matomo.recent_visits import RecentVisits, visit_digest
-from tap_matomo.records import InvalidVisitError, visit_to_records
+from tap_matomo.records import InvalidVisitError, map_visit
 
 _HORIZON_SLACK_SECONDS = 60  # keep a little more than the next run reads, never less
 
@@ -61,8 +61,8 @@ class SiteRun:
                 continue
             last_action = integer(visit.get("lastActionTimestamp")) or 0
             self._seen_today.add(idvisit)
-            records = list(visit_to_records(visit, self.tz, self.site, include_ip=self.include_ip))
-            digest = visit_digest(records)
+            mapped = map_visit(visit, self.tz, self.site, include_ip=self.include_ip)
+            digest = visit_digest((mapped.shared, mapped.actions))
             if self.recent_visits.unchanged(idvisit, digest):
                 self.visits_unchanged += 1
                 continue
@@ -74,13 +74,13 @@ class SiteRun:
                     idvisit,
                     visit["truncatedActionsCount"],
                 )
-            yield from records
+            yield from mapped.records()
             self.recent_visits.remember(idvisit, last_action, digest)
             self.max_last_action = max(self.max_last_action, last_action)
             self.visits_emitted += 1
-            self.actions_emitted += len(records)
+            self.actions_emitted += len(mapped.actions)
             self._day_counts[0] += 1
-            self._day_counts[1] += len(records)
+            self._day_counts[1] += len(mapped.actions)
 
     def day_done(self, day: date) -> None:
         """Log the day's progress and forget ids that can no longer come back."""
