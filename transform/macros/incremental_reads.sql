@@ -37,17 +37,17 @@
 
 {#
   The instants a set of replaced visits can have rows at, as literals for partition pruning:
-  their rows loaded since `since`, +- `replace_window_days` (a visit never spans a site-local
-  midnight, so all its rows lie within a day of each other).
+  the instants of their rows in `relation` (those matching `condition`), +- `replace_window_days`
+  (a visit never spans a site-local midnight, so all its rows lie within a day of each other).
 #}
-{% macro matomo_visits_window(relation, since) -%}
+{% macro matomo_visits_window(relation, column, condition) -%}
   {%- if not execute -%}{{ return(["'-infinity'::timestamptz", "'infinity'::timestamptz"]) }}{%- endif -%}
   {%- set days = var('replace_window_days') | int -%}
-  {#- Materialized first: a bare min()/max() would walk the action_timestamp index from the oldest row. -#}
+  {#- Materialized first: a bare min()/max() would walk an index on the column from the oldest row. -#}
   {%- set row = run_query(
-      "with loaded as materialized (select action_timestamp from " ~ relation ~ " where loaded_at > " ~ since ~ ") "
-      ~ "select coalesce((min(action_timestamp) - interval '" ~ days ~ " days')::text, 'infinity'), "
-      ~ "coalesce((max(action_timestamp) + interval '" ~ days ~ " days')::text, '-infinity') from loaded"
+      "with rows as materialized (select " ~ column ~ " as at from " ~ relation ~ " where " ~ condition ~ ") "
+      ~ "select coalesce((min(at) - interval '" ~ days ~ " days')::text, 'infinity'), "
+      ~ "coalesce((max(at) + interval '" ~ days ~ " days')::text, '-infinity') from rows"
   ).rows[0] -%}
   {{- return([dbt.string_literal(row[0]) ~ "::timestamptz", dbt.string_literal(row[1]) ~ "::timestamptz"]) -}}
 {%- endmacro %}

@@ -92,15 +92,8 @@
       {{ get_delete_insert_merge_sql(target_relation, staged, none, dest_columns, none) }}
     {% endcall %}
   {% else %}
-    {%- set window = var('replace_window_days') | int -%}
-    {%- set bounds = run_query(
-        "select min(" ~ partition_by ~ ") - interval '" ~ window ~ " days', max(" ~ partition_by ~ ") + interval '"
-        ~ window ~ " days' from " ~ staged
-    ).rows[0] -%}
-    {%- set predicates = [] -%}
-    {%- if bounds[0] is not none -%}
-      {%- do predicates.append("DBT_INTERNAL_DEST." ~ partition_by ~ " between '" ~ bounds[0] ~ "' and '" ~ bounds[1] ~ "'") -%}
-    {%- endif -%}
+    {%- set window = matomo_visits_window(staged, partition_by, 'true') -%}
+    {%- set predicates = ["DBT_INTERNAL_DEST." ~ partition_by ~ " between " ~ window[0] ~ " and " ~ window[1]] -%}
     {% call statement('main') %}
       {{ get_delete_insert_merge_sql(target_relation, staged, replace_key, dest_columns, predicates) }}
     {% endcall %}

@@ -18,7 +18,7 @@
 
 {% if is_incremental() %}
 {%- set since = matomo_reload_since(this) -%}
-{%- set window = matomo_visits_window(ref('matomo'), since) -%}
+{%- set window = matomo_visits_window(ref('matomo'), 'action_timestamp', 'loaded_at > ' ~ since) -%}
 with touched_visits as (
     select distinct idvisit
     from {{ ref('matomo') }}
