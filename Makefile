@@ -13,11 +13,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python requirements-dev.txt tap-matomo/pyproject.toml matomo-simulator/pyproject.toml pg-url/pyproject.toml
-	$(BIN)/pip install --quiet -r requirements-dev.txt -e ./tap-matomo -e ./matomo-simulator -e ./pg-url
+PACKAGES := tap-matomo matomo-simulator pg-url target-postgres-matomo
+
+$(STAMP): $(BIN)/python requirements-dev.txt $(PACKAGES:%=%/pyproject.toml)
+	$(BIN)/pip install --quiet -r requirements-dev.txt $(PACKAGES:%=-e ./%)
 	touch $(STAMP)
 
-$(PLUGINS_STAMP): $(STAMP) meltano.yml $(wildcard plugins/*/*.lock) pg-url/pyproject.toml
+$(PLUGINS_STAMP): $(STAMP) meltano.yml $(wildcard plugins/*/*.lock) $(PACKAGES:%=%/pyproject.toml)
 	$(BIN)/meltano install
 	touch $(PLUGINS_STAMP)
 

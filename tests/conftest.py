@@ -59,6 +59,7 @@ def tap_config(simulator: MatomoSimulator) -> dict:
         "url": simulator.url,
         "token_auth": TOKEN,
         "page_size": 25,
+        "max_parallel_requests": 4,  # the default, written down: faults and sync run with days in parallel
         "retry_backoff_ms": 50,
         "request_timeout": 5,
     }

@@ -136,8 +136,7 @@ def test_a_grown_visit_ends_with_its_new_rows_and_a_quiet_run_changes_nothing(
     assert rows_before == len(world.returned_actions(shrunk)) >= 4
 
     world.grow_visit(grown.idvisit, now - 400, n_actions=2)  # hits 5-90 s apart: all in the past
-    with world.lock:  # Matomo dropped one action of this visit (a purge, a lower cap)
-        shrunk.actions.pop(1)
+    world.remove_actions(shrunk.idvisit, 1, 2)  # Matomo dropped one action of this visit (a purge, a lower cap)
     done = pipeline.run(*JOB)
     assert done.returncode == 0, done.stderr[-4000:]
 
@@ -295,9 +294,9 @@ def test_incremental_runs_equal_a_full_rebuild_and_a_new_column_appears(
     weeks = query(database, "SELECT count(DISTINCT tableoid) FROM matomo WHERE idvisit = %s", across.idvisit)
     assert weeks == [(2,)]
 
-    with world.lock:  # re-extracted with its rows after the boundary gone, one more action, one fewer
-        del across.actions[3:]
-        shrunk.actions.pop(1)
+    # re-extracted with its rows after the boundary gone, one more action, one fewer
+    world.remove_actions(across.idvisit, 3)
+    world.remove_actions(shrunk.idvisit, 1, 2)
     world.grow_visit(grown.idvisit, stamp - 600, n_actions=2)  # hits 5-90 s apart: all in the past
     world.ping_visit(grown.idvisit, 30, user_id="user-7")
     second = pipeline.run(*JOB)

@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--visits-per-day", type=int, default=300, help="per site")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--sites", default="1,2,3,4", help="comma list of the built-in sites to serve")
+    parser.add_argument(
+        "--live-latency-ms", type=float, default=0, help="added to every Live answer, as a busy Matomo takes"
+    )
     args = parser.parse_args(argv)
 
     world = World(seed=args.seed)
@@ -28,8 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     world.sites = {i: s for i, s in world.sites.items() if i in keep}
     now = datetime.now(UTC)
     world.generate(now - timedelta(days=args.days), now - timedelta(minutes=1), args.visits_per_day)
-    sim = MatomoSimulator(world, {args.token: None}, port=args.port).start()
-    print(f"Matomo simulator on {sim.url} with {len(world.visits)} visits on sites {sorted(keep)}", flush=True)
+    sim = MatomoSimulator(world, {args.token: None}, port=args.port)
+    sim.live_latency = args.live_latency_ms / 1000
+    sim.start()
+    print(
+        f"Matomo simulator on {sim.url} with {len(world.visits)} visits, {len(world.truth())} actions "
+        f"on sites {sorted(keep)}",
+        flush=True,
+    )
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -70,7 +70,8 @@ class Visit:
 
     @property
     def last_action(self) -> int:
-        return max(a.at for a in self.actions)
+        # Actions are kept in time order (add_visit, grow_visit): the last is the latest.
+        return self.actions[-1].at
 
 
 DEFAULT_SITES = [
@@ -200,13 +201,16 @@ class World:
         self.lock = threading.RLock()
         self._next_visit = 1
         self._next_link = 1
+        #: Bumped by every change to a visit: the per-site index below is rebuilt when it moves.
+        self.version = 0
+        self._index: dict[int, tuple[int, list[tuple[int, int, Visit]]]] = {}
 
     def clone(self) -> World:
         """An independent copy (same visits, same random sequence): a test can change it freely."""
         with self.lock:
-            state = copy.deepcopy({k: v for k, v in self.__dict__.items() if k != "lock"})
+            state = copy.deepcopy({k: v for k, v in self.__dict__.items() if k not in ("lock", "_index")})
         twin = World.__new__(World)
-        twin.__dict__.update(state, lock=threading.RLock())
+        twin.__dict__.update(state, lock=threading.RLock(), _index={})
         return twin
 
     # -- building visits -------------------------------------------------------------------
@@ -381,6 +385,7 @@ class World:
                 action.at = at
             visit.actions = actions
             self.visits[visit.idvisit] = visit
+            self.version += 1
             return visit
 
     def grow_visit(self, idvisit: int, at: int, n_actions: int = 1) -> Visit:
@@ -393,6 +398,7 @@ class World:
             if more and more[0].kind not in ("action",):
                 more.insert(0, self._pageview(site, start, "/pricing", f"pv{self.rng.getrandbits(24):06x}"))
             visit.actions.extend(more)
+            self.version += 1
             return visit
 
     def ping_visit(self, idvisit: int, seconds: int, user_id: str | None = None) -> Visit:
@@ -404,6 +410,15 @@ class World:
             if user_id is not None:
                 visit.attrs["userId"] = user_id
                 visit.visitor_id = hashlib.sha1(user_id.encode()).hexdigest()[:16]  # noqa: S324 - Matomo's own id
+            self.version += 1
+            return visit
+
+    def remove_actions(self, idvisit: int, start: int, stop: int | None = None) -> Visit:
+        """Matomo no longer returns actions [start:stop] of a visit (a purge, a lower cap)."""
+        with self.lock:
+            visit = self.visits[idvisit]
+            del visit.actions[start:stop]
+            self.version += 1
             return visit
 
     def generate(self, start: datetime, end: datetime, visits_per_day: int) -> None:
@@ -425,6 +440,15 @@ class World:
         return self.add_visit(idsite, last_action_at, n_actions=self.max_actions_per_visit + 5)
 
     # -- reading ---------------------------------------------------------------------------
+
+    def by_last_action(self, idsite: int) -> list[tuple[int, int, Visit]]:
+        """A site's visits as (last action, idvisit, visit), in that order; kept until a visit changes."""
+        with self.lock:
+            cached = self._index.get(idsite)
+            if cached is None or cached[0] != self.version:
+                rows = sorted((v.last_action, v.idvisit, v) for v in self.visits.values() if v.idsite == idsite)
+                cached = self._index[idsite] = (self.version, rows)
+            return cached[1]
 
     def site_day_bounds(self, idsite: int, day: date) -> tuple[int, int]:
         tz = self.sites[idsite].tz

@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 import typing as t
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -91,6 +92,8 @@ class MatomoSimulator:
         self.token_in_url = False
         #: Plugins switched off in Settings > Plugins (e.g. "CustomDimensions", "Goals").
         self.disabled_plugins: set[str] = set()
+        #: Seconds added to every Live answer, the time a busy Matomo takes (parallel requests wait alike).
+        self.live_latency = 0.0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
@@ -219,19 +222,15 @@ class MatomoSimulator:
         descending = params.get("filter_sort_order", "desc") != "asc"
         limit = int(params.get("filter_limit", 10))
         offset = int(params.get("filter_offset", 0))
+        lower = max(lo if lo is not None else -1, min_ts + 1 if min_ts is not None else -1)
+        upper = min(hi if hi is not None else 2**62, int(self.now()))
         with self.world.lock:
-            matched = [
-                v
-                for v in self.world.visits.values()
-                if v.idsite == idsite
-                and (lo is None or v.last_action >= lo)
-                and (hi is None or v.last_action <= hi)
-                and (min_ts is None or v.last_action > min_ts)
-                and v.last_action <= self.now()
-            ]
-            matched.sort(key=lambda v: (v.last_action, v.idvisit), reverse=descending)
+            rows = self.world.by_last_action(idsite)
+            matched = rows[bisect_left(rows, (lower,)) : bisect_left(rows, (upper + 1,))]
+            if descending:
+                matched = matched[::-1]
             page = matched[offset:] if limit == -1 else matched[offset : offset + limit]
-            return [render_visit(self.world, v, numeric_strings=self.numeric_strings) for v in page]
+            return [render_visit(self.world, v, numeric_strings=self.numeric_strings) for _, _, v in page]
 
     def _visits_summary(self, idsite: int, params: dict[str, str]) -> dict:
         lo, hi = self.world.site_day_bounds(idsite, self._day(params.get("date", "today")))
@@ -274,6 +273,8 @@ def _handler_for(sim: MatomoSimulator) -> type[BaseHTTPRequestHandler]:
             if method == "Live.getLastVisitsDetails":
                 for hook in list(sim.before_live_request):
                     hook(sim, params)
+                if sim.live_latency:
+                    time.sleep(sim.live_latency)
             try:
                 body = sim.answer(params, form.get("token_auth"))
                 status = 200

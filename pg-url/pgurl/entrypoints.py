@@ -1,4 +1,4 @@
-"""The loader's and dbt's executables in meltano.yml: libpq's variables from PGDATABASE, then the real CLI."""
+"""libpq's variables from PGDATABASE, for the loader (target-postgres-matomo/) and dbt's executable."""
 
 from __future__ import annotations
 
@@ -17,20 +17,9 @@ def apply_to_environment() -> None:
         raise SystemExit(2) from None
 
 
-# Each tool is imported only by its own entry point: a plugin venv holds one of them, not both.
-
-
-def target_postgres() -> None:
-    """MeltanoLabs' target-postgres, connected through libpq's variables."""
-    apply_to_environment()
-    from target_postgres.target import TargetPostgres
-
-    TargetPostgres.cli()
-
-
 def dbt() -> None:
     """dbt, whose profile (transform/profiles.yml) reads libpq's variables."""
     apply_to_environment()
-    from dbt.cli.main import cli
+    from dbt.cli.main import cli  # imported here: the loader's venv also holds this package, without dbt
 
     cli()

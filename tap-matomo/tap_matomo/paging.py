@@ -7,11 +7,12 @@ second does the paginator fall back to an offset inside that second, with an ove
 next page must start with a visit already seen in that second; if it does not, visits left
 the second (they grew) and offsets moved down, so it steps back and reads again.
 Each request asks for one site-local day with an explicit date, so Matomo never splits the
-query across days (its multi-day offset bug).
+query across days (its multi-day offset bug); a paginator walks one day (day_fetch.py reads
+several days at once).
 
 The page size travels in the page token: after "Could not run the query in time" the same page
 is asked again with half as many visits (never below 10), and the smaller size sticks for the
-rest of the site's run.
+rest of the day, and for every day of the site that starts after it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 import typing as t
 from dataclasses import dataclass, replace
-from datetime import date, timedelta, tzinfo
+from datetime import date, tzinfo
 
 from singer_sdk.pagination import BaseAPIPaginator
 
@@ -52,35 +53,38 @@ class VisitPage:
 MIN_PAGE_SIZE = 10
 
 
-class VisitWindowPaginator(BaseAPIPaginator[VisitPage]):
-    """Walks the days from the first page's day to `last_day`, page by page."""
+def first_page(day: date, tz: tzinfo, lower_bound: int, limit: int) -> VisitPage:
+    """A day's first page: its visits whose last action is at or after `lower_bound` (UTC epoch).
+
+    Visits ending exactly at midnight belong to both days; the reader drops the repeat by id.
+    """
+    start = int(day_start(day, tz).timestamp())
+    return VisitPage(day, max(lower_bound, start) - 1, limit)
+
+
+class VisitDayPaginator(BaseAPIPaginator[VisitPage]):
+    """Walks one site-local day, page by page; `on_shrink` hears of a smaller page size."""
 
     def __init__(
         self,
         first: VisitPage,
-        last_day: date,
-        tz: tzinfo,
-        lower_bound: int,
-        on_day_done: t.Callable[[date], None] | None = None,
+        on_shrink: t.Callable[[int], None] | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         super().__init__(first)
-        self.last_day = last_day
-        self.tz = tz
-        self.lower_bound = lower_bound
-        self.on_day_done = on_day_done
+        self.on_shrink = on_shrink
         self.logger = logger or logging.getLogger(__name__)
 
     @override
     def continue_if_empty(self, response: requests.Response) -> bool:
-        # A page of visits already emitted, or an empty day, is not the end of the window.
+        # A page of visits already emitted is not the end of the day.
         return True
 
     @override
     def get_next(self, response: requests.Response) -> VisitPage | None:
         visits = matomo_json(response)
         page = self.current_value
-        if is_query_timeout(visits):  # validate_response let it through: the page can shrink
+        if is_query_timeout(visits):  # the fetch let it through: the page can shrink
             smaller = page.smaller()
             if smaller is None:
                 msg = "a query timeout reached the paginator for a page that cannot shrink"
@@ -90,6 +94,8 @@ class VisitWindowPaginator(BaseAPIPaginator[VisitPage]):
                 smaller.limit,
                 page.limit,
             )
+            if self.on_shrink:
+                self.on_shrink(smaller.limit)
             return smaller
         limit = page.limit
         overlap = min(limit - 1, max(1, limit // 10))
@@ -106,14 +112,7 @@ class VisitWindowPaginator(BaseAPIPaginator[VisitPage]):
             return VisitPage(
                 page.day, page.min_timestamp, limit, page.offset + limit - overlap, max(read, page.last_id)
             )
-        if self.on_day_done:
-            self.on_day_done(page.day)
-        if page.day >= self.last_day:
-            return None
-        next_day = page.day + timedelta(days=1)
-        start = int(day_start(next_day, self.tz).timestamp())
-        # Visits ending exactly at midnight belong to both days; the id check drops the repeat.
-        return VisitPage(next_day, max(self.lower_bound, start - 1), limit)
+        return None  # a short page: the day is done
 
     @staticmethod
     def _starts_with_a_seen_visit(visits: list[dict[str, t.Any]], second: int, last_id: int) -> bool:

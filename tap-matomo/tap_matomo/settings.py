@@ -6,13 +6,15 @@ Every problem is one line naming the setting, found before any request is sent.
 
 from __future__ import annotations
 
+import copy
 import typing as t
 from datetime import date, datetime
 from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
+from singer_sdk.helpers.capabilities import BATCH_CONFIG
 
-from tap_matomo import clock
+from tap_matomo import batch_files, clock
 
 SCHEMA = th.PropertiesList(
     th.Property(
@@ -87,6 +89,23 @@ SCHEMA = th.PropertiesList(
         description="First wait before a retry in milliseconds, doubled each time (Retry-After wins when sent)",
     ),
     th.Property(
+        "max_parallel_requests",
+        th.IntegerType(minimum=1),
+        default=4,
+        title="Max parallel requests",
+        description=(
+            "Live requests in flight at once, one site-local day each (1 reads one page after another); "
+            "Matomo Cloud runs at most 8 raw-data queries at once per account"
+        ),
+    ),
+    th.Property(
+        "max_requests_per_minute",
+        th.IntegerType(minimum=1),
+        title="Max requests per minute",
+        description="Cap on requests to Matomo per minute, all streams and sites together (Matomo Cloud: 200 per IP); "
+        "unset means no cap",
+    ),
+    th.Property(
         "include_visitor_ip",
         th.BooleanType,
         default=False,
@@ -105,6 +124,12 @@ SCHEMA["properties"]["site_ids"]["anyOf"] = [
     {"type": "null"},
 ]
 del SCHEMA["properties"]["site_ids"]["type"], SCHEMA["properties"]["site_ids"]["items"]
+
+# BATCH messages: the SDK's own batch_config, whose formats gain this tap's `jsonl-plain` (batch_files.py).
+SCHEMA["properties"]["batch_config"] = copy.deepcopy(BATCH_CONFIG["properties"]["batch_config"])
+SCHEMA["properties"]["batch_config"]["properties"]["encoding"]["properties"]["format"]["enum"].append(
+    batch_files.FORMAT
+)
 
 
 def _parse_instant(value: str) -> datetime | date:

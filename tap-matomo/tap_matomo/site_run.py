@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import typing as t
 from dataclasses import dataclass, field
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 
 from tap_matomo.coerce import integer
+from tap_matomo.paging import VisitPage, first_page
 from tap_matomo.recent_visits import RecentVisits, visit_digest
 from tap_matomo.records import InvalidVisitError, map_visit
 
@@ -33,6 +34,7 @@ class SiteRun:
     include_ip: bool
     logger: logging.Logger
     started_at: int  # UTC epoch: the SDK caps the new bookmark at about the run's start
+    page_limit: int  # visits per request for days that start now (smaller after a query timeout)
     visits_emitted: int = 0
     actions_emitted: int = 0
     visits_unchanged: int = 0
@@ -46,6 +48,18 @@ class SiteRun:
     @property
     def label(self) -> str:
         return f"site {self.site['idsite']}"
+
+    def days(self) -> list[date]:
+        """The site-local days to read, in order."""
+        return [self.first_day + timedelta(days=n) for n in range((self.last_day - self.first_day).days + 1)]
+
+    def first_page(self, day: date) -> VisitPage:
+        """Where reading a day starts, at the page size the run has now."""
+        return first_page(day, self.tz, self.lower_bound, self.page_limit)
+
+    def shrink_pages(self, limit: int) -> None:
+        """Matomo timed out on a larger page: days that start later ask for `limit` visits."""
+        self.page_limit = min(self.page_limit, limit)
 
     def records_of_page(self, visits: list[t.Any]) -> t.Iterator[dict[str, t.Any]]:
         """The records of the page's visits that this run has not emitted yet."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import typing as t
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 
 from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -13,7 +14,8 @@ from tap_matomo import clock, schemas, settings
 from tap_matomo.client import MatomoQueryTimeoutError, MatomoStream, error_message, matomo_json
 from tap_matomo.coerce import integer, number, text
 from tap_matomo.compat import override
-from tap_matomo.paging import VisitPage, VisitWindowPaginator
+from tap_matomo.day_fetch import fetch_days_in_order
+from tap_matomo.paging import VisitDayPaginator, VisitPage
 from tap_matomo.recent_visits import RecentVisits
 from tap_matomo.site_run import SiteRun
 from tap_matomo.timezones import local_date, site_timezone
@@ -193,7 +195,6 @@ class VisitsActionsStream(SiteChildStream):
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     _run: SiteRun | None = None
-    _paginator: VisitWindowPaginator | None = None  # the site's, kept to know the page a response answers
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
@@ -245,6 +246,7 @@ class VisitsActionsStream(SiteChildStream):
             include_ip=bool(self.config.get("include_visitor_ip", False)),
             logger=self.logger,
             started_at=int(clock.utc_now().timestamp()),
+            page_limit=int(self.config.get("page_size", 500)),
         )
         self.log(
             "%s: visits whose last action is after %s (%s), days %s to %s",
@@ -257,17 +259,50 @@ class VisitsActionsStream(SiteChildStream):
         return run
 
     @override
-    def get_new_paginator(self) -> VisitWindowPaginator:
+    def request_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """The site's days, up to `max_parallel_requests` fetched at once, read in day order (day_fetch.py)."""
         run = self._require_run()
-        first = VisitPage(run.first_day, run.lower_bound - 1, int(self.config.get("page_size", 500)))
-        self._paginator = VisitWindowPaginator(
-            first, run.last_day, run.tz, run.lower_bound - 1, on_day_done=run.day_done, logger=self.logger
-        )
-        return self._paginator
+        parallel = int(self.config.get("max_parallel_requests", 4))
+        with self.get_http_request_counter() as request_counter:
+            request_counter.with_context(context)
+            for day, responses in fetch_days_in_order(run.days(), partial(self._fetch_day, context), parallel):
+                for response in responses:
+                    request_counter.increment()
+                    yield from self.parse_response(response)
+                run.day_done(day)
+
+    def _fetch_day(self, context: Context | None, day: date, emit: t.Callable[[requests.Response], None]) -> None:
+        """Page through one day (in a worker thread), handing each answer to `emit`."""
+        run = self._require_run()
+        paginator = VisitDayPaginator(run.first_page(day), on_shrink=run.shrink_pages, logger=self.logger)
+        while not paginator.finished:
+            page = paginator.current_value
+            send = self.request_decorator(self._page_sender(page))  # retried with backoff
+            response = send(self.build_page_request(context, page), context)
+            self.update_sync_costs(response.request, response, context)
+            paginator.advance(response)
+            emit(response)
+
+    def _page_sender(
+        self, page: VisitPage
+    ) -> t.Callable[[requests.PreparedRequest, Context | None], requests.Response]:
+        """Sends one page's request and checks the answer; a query timeout passes while the page can shrink."""
+
+        def send_page(prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
+            response = self.requests_session.send(prepared, timeout=self.timeout, allow_redirects=self.allow_redirects)
+            try:
+                self.validate_response(response)
+            except MatomoQueryTimeoutError:
+                if page.smaller() is None:
+                    raise  # retried as is with backoff, then the run fails
+                # Otherwise the paginator asks for the same visits with a smaller page.
+            return response
+
+        return send_page
 
     @override
     def get_url_params(self, context: Context | None, next_page_token: VisitPage | None) -> dict[str, t.Any]:
-        page = next_page_token  # the paginator always holds a page, the first one included
+        page = next_page_token  # request_records always asks for a page
         if page is None:
             msg = "visits_actions is read page by page: no page to ask for"
             raise RuntimeError(msg)
@@ -280,15 +315,6 @@ class VisitsActionsStream(SiteChildStream):
             "filter_offset": page.offset,
             "minTimestamp": page.min_timestamp,
         }
-
-    @override
-    def validate_response(self, response: requests.Response) -> None:
-        try:
-            super().validate_response(response)
-        except MatomoQueryTimeoutError:
-            if self._paginator is None or self._paginator.current_value.smaller() is None:
-                raise  # retried as is with backoff, then the run fails
-            # Otherwise the paginator asks for the same visits with a smaller page.
 
     @override
     def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:

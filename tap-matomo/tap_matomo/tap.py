@@ -13,8 +13,10 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
 from tap_matomo import settings, streams
+from tap_matomo.client import MatomoStream
 from tap_matomo.compat import override
 from tap_matomo.records import InvalidVisitError
+from tap_matomo.throttle import RequestRateLimiter
 from tap_matomo.timezones import UnknownTimezoneError
 
 #: Failures with a message that says it all: logged as one line, no traceback.
@@ -38,12 +40,16 @@ class TapMatomo(Tap):
 
     @override
     def discover_streams(self) -> list[Stream]:
-        return [
+        found: list[MatomoStream] = [
             streams.SitesStream(self),
             streams.VisitsActionsStream(self),
             streams.CustomDimensionsStream(self),
             streams.GoalsStream(self),
         ]
+        limiter = RequestRateLimiter(self.config.get("max_requests_per_minute"))  # one for the whole run
+        for stream in found:
+            stream.rate_limiter = limiter
+        return list(found)
 
 
 def main() -> None:
