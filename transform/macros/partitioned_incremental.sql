@@ -9,7 +9,8 @@
   (`on_schema_change`, default append_new_columns: a column added to the model appears),
   delete+insert, hooks. One run at a time: an advisory lock is taken before the model's query
   reads anything, so a run never replaces newer rows with the older ones it read first.
-  Indexes are created on the parent, so every partition, present or future, has them.
+  Indexes are created on the parent, so every partition, present or future, has them; a first
+  build creates them after loading its rows.
 
   The delete is bounded to the weeks the replaced visits can have rows in (their new rows'
   instants, +- `replace_window_days`; a visit never spans a site-local midnight), so it looks
@@ -52,26 +53,12 @@
 
   {% if existing is none %}
     {% call statement('create_parent') %}
-      create table {{ target_relation }} (
-        like {{ staged }}
-        {%- if unique_key %},
-        constraint {{ adapter.quote(target_relation.identifier ~ '_key') }} unique ({{ unique_key | join(', ') }})
-        {%- endif %}
-      ) partition by range ({{ partition_by }});
+      create table {{ target_relation }} (like {{ staged }}) partition by range ({{ partition_by }});
     {% endcall %}
   {% else %}
     {% do process_schema_changes(on_schema_change, staged, target_relation) %}
+    {{ matomo_partition_indexes(target_relation, unique_key, indexes) }}
   {% endif %}
-
-  {% for index in indexes %}
-    {%- set parts = index.get('columns', []) -%}
-    {%- set name = index.get('name') or (target_relation.identifier ~ '_' ~ parts | join('_'))[:55] ~ '_idx' -%}
-    {% call statement('index_' ~ loop.index) %}
-      create index if not exists {{ adapter.quote(name) }} on {{ target_relation }}
-        ({{ index.get('expression') or parts | join(', ') }})
-        {%- if index.get('where') %} where {{ index['where'] }}{% endif %};
-    {% endcall %}
-  {% endfor %}
 
   {% set weeks = run_query(
       "select distinct to_char(w, 'IYYY\"w\"IW') as suffix, w as starts, w + interval '7 days' as ends "
@@ -91,6 +78,8 @@
     {% call statement('main') %}
       {{ get_delete_insert_merge_sql(target_relation, staged, none, dest_columns, none) }}
     {% endcall %}
+    {#- A first build indexes the loaded rows at once: several times faster than row by row. -#}
+    {{ matomo_partition_indexes(target_relation, unique_key, indexes) }}
   {% else %}
     {%- set window = matomo_visits_window(staged, partition_by, 'true') -%}
     {%- set predicates = ["DBT_INTERNAL_DEST." ~ partition_by ~ " between " ~ window[0] ~ " and " ~ window[1]] -%}
@@ -104,6 +93,32 @@
   {{ run_hooks(post_hooks, inside_transaction=False) }}
   {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
+
+
+{# The unique key and the indexes, on the parent: every partition, present or future, has them.
+   Each is created only when missing (an index added to the config appears on the next run). #}
+{% macro matomo_partition_indexes(relation, unique_key, indexes) %}
+  {% if unique_key %}
+    {%- set constraint = relation.identifier ~ '_key' -%}
+    {% call statement('unique_key') %}
+      do $$ begin
+        if not exists (select from pg_constraint where conname = {{ dbt.string_literal(constraint) }}
+                       and conrelid = {{ dbt.string_literal(relation | string) }}::regclass) then
+          alter table {{ relation }} add constraint {{ adapter.quote(constraint) }} unique ({{ unique_key | join(', ') }});
+        end if;
+      end $$;
+    {% endcall %}
+  {% endif %}
+  {% for index in indexes %}
+    {%- set parts = index.get('columns', []) -%}
+    {%- set name = index.get('name') or (relation.identifier ~ '_' ~ parts | join('_'))[:55] ~ '_idx' -%}
+    {% call statement('index_' ~ loop.index) %}
+      create index if not exists {{ adapter.quote(name) }} on {{ relation }}
+        ({{ index.get('expression') or parts | join(', ') }})
+        {%- if index.get('where') %} where {{ index['where'] }}{% endif %};
+    {% endcall %}
+  {% endfor %}
+{% endmacro %}
 
 
 {# True when the partitioned table exists and this is not a full refresh: read only new loads. #}
