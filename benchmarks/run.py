@@ -177,13 +177,11 @@ def create_like_matomo(database_url: str, table: str) -> int:
     """A plain table with `matomo`'s columns and the indexes of one of its weekly partitions; their count."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE TABLE {} (LIKE public.matomo)").format(sql.Identifier(table)))
-        partition = conn.execute(
-            "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'public.matomo'::regclass LIMIT 1"
-        ).fetchone()
-        assert partition is not None, "matomo has no partition"
         definitions = conn.execute(
-            "SELECT indexdef FROM pg_indexes WHERE format('%%I.%%I', schemaname, tablename) = %s", (partition[0],)
+            "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = "
+            "(SELECT inhrelid FROM pg_inherits WHERE inhparent = 'public.matomo'::regclass LIMIT 1)"
         ).fetchall()
+        assert definitions, "matomo has no partition with indexes"
         for (definition,) in definitions:
             statement = re.sub(r"INDEX \S+ ON \S+", f"INDEX ON public.{table}", definition, count=1)
             conn.execute(statement)  # a definition PostgreSQL wrote, on a table named here

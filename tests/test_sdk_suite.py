@@ -27,13 +27,22 @@ def simulator() -> Iterator[MatomoSimulator]:
         yield sim
 
 
+CONFIG = {
+    "url": f"http://127.0.0.1:{PORT}",
+    "token_auth": TOKEN,
+    "page_size": 20,
+    "start_date": (NOW - timedelta(days=1)).date().isoformat(),
+}
+
 TestTapMatomo = get_tap_test_class(
     TapMatomo,
-    config={
-        "url": f"http://127.0.0.1:{PORT}",
-        "token_auth": TOKEN,
-        "page_size": 20,
-        "start_date": (NOW - timedelta(days=1)).date().isoformat(),
-    },
+    config=CONFIG,
+    # reconciled_days reports whole days listed by a reconcile run only (below).
+    suite_config=SuiteConfig(max_records_limit=None, ignore_no_records_for_streams=["reconciled_days"]),
+)
+
+TestTapMatomoReconcile = get_tap_test_class(
+    TapMatomo,
+    config={**CONFIG, "mode": "reconcile", "reconcile_days": 1},
     suite_config=SuiteConfig(max_records_limit=None),
 )

@@ -71,4 +71,11 @@ def test_discover_shows_the_key_and_replication_key(tmp_path: Path, tap_config: 
     assert entry["key_properties"] == ["action_id"]
     assert entry["replication_key"] == "action_timestamp"
     assert entry["replication_method"] == "INCREMENTAL"
-    assert {s["tap_stream_id"] for s in catalog["streams"]} == {"sites", "visits_actions", "custom_dimensions", "goals"}
+    assert {s["tap_stream_id"] for s in catalog["streams"]} == {
+        "sites",
+        "visits_actions",
+        "reconciled_days",
+        "visits_summary",
+        "custom_dimensions",
+        "goals",
+    }

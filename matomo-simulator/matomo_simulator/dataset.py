@@ -10,6 +10,7 @@ import copy
 import hashlib
 import random
 import threading
+import typing as t
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
@@ -100,6 +101,19 @@ DEFAULT_SITES = [
     ),
     Site(4, "Ops BR", "https://ops.example.com.br", "UTC-3", "BRL", False, "2026-01-01 00:00:00"),
 ]
+
+#: What anonymised location fields read (Matomo renders an empty country as "Unknown").
+_ANONYMOUS_LOCATION = {
+    "country": "Unknown",
+    "countryCode": "xx",
+    "continent": "Unknown",
+    "continentCode": "unk",
+    "region": None,
+    "regionCode": None,
+    "city": None,
+    "latitude": None,
+    "longitude": None,
+}
 
 _PAGES = ["/", "/pricing", "/products", "/about", "/blog/post-1", "/blog/post-2", "/contact", "/docs"]
 _PROFILES = [
@@ -420,6 +434,36 @@ class World:
             del visit.actions[start:stop]
             self.version += 1
             return visit
+
+    def erase_visits(self, idvisits: t.Iterable[int]) -> int:
+        """A GDPR erasure (PrivacyManager.deleteDataSubjects): the visits are gone from the Live API at once."""
+        with self.lock:
+            gone = [idvisit for idvisit in idvisits if self.visits.pop(idvisit, None) is not None]
+            self.version += 1
+            return len(gone)
+
+    def anonymise(self, idsite: int, start: date, end: date) -> list[int]:
+        """PrivacyManager.anonymizeSomeRawData (IP, location, user id) over site-local days [start, end],
+        as the scheduled task anonymizePastData applies it: the IP keeps two bytes (76.146.0.0), location
+        fields are emptied, the user id removed; ids, timestamps and actions do not change."""
+        lo, _ = self.site_day_bounds(idsite, start)
+        _, hi = self.site_day_bounds(idsite, end)
+        with self.lock:
+            changed = [v for v in self.visits.values() if v.idsite == idsite and lo <= v.last_action < hi]
+            for visit in changed:
+                a = visit.attrs
+                a["visitIp"] = ".".join([*a["visitIp"].split(".")[:2], "0", "0"])
+                a.update(_ANONYMOUS_LOCATION)
+                a["userId"] = None
+            self.version += 1
+            return [v.idvisit for v in changed]
+
+    def purge_before(self, idsite: int, day: date) -> int:
+        """Matomo's own deletion of old raw logs (delete_logs_older_than): whole site-local days before `day`."""
+        lo, _ = self.site_day_bounds(idsite, day)
+        with self.lock:
+            old = [i for i, v in self.visits.items() if v.idsite == idsite and v.last_action < lo]
+            return self.erase_visits(old)
 
     def generate(self, start: datetime, end: datetime, visits_per_day: int) -> None:
         """Visits spread over [start, end) on every site, in each site's own days."""

@@ -94,6 +94,9 @@ class MatomoSimulator:
         self.disabled_plugins: set[str] = set()
         #: Seconds added to every Live answer, the time a busy Matomo takes (parallel requests wait alike).
         self.live_latency = 0.0
+        #: VisitsSummary: archived on request (Matomo's default), or only by `archive()` (cron archiving).
+        self.browser_archiving = True
+        self.archives: dict[tuple[int, date], dict[str, int]] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
@@ -232,13 +235,29 @@ class MatomoSimulator:
             page = matched[offset:] if limit == -1 else matched[offset : offset + limit]
             return [render_visit(self.world, v, numeric_strings=self.numeric_strings) for _, _, v in page]
 
-    def _visits_summary(self, idsite: int, params: dict[str, str]) -> dict:
-        lo, hi = self.world.site_day_bounds(idsite, self._day(params.get("date", "today")))
+    def archive(self, idsite: int, day: date) -> dict[str, int]:
+        """What Matomo's archiver (core:archive) stores for a site-local day: its totals at this moment."""
+        summary = self._summary_now(idsite, day)
+        with self._lock:
+            self.archives[(idsite, day)] = summary
+        return summary
+
+    def _summary_now(self, idsite: int, day: date) -> dict[str, int]:
+        lo, hi = self.world.site_day_bounds(idsite, day)
         with self.world.lock:
             # Matomo's archives count a visit on the day of its last action.
             visits = [v for v in self.world.visits.values() if v.idsite == idsite and lo <= v.last_action < hi]
             actions = sum(render_visit(self.world, v)["actions"] for v in visits)
         return {"nb_visits": len(visits), "nb_actions": actions}
+
+    def _visits_summary(self, idsite: int, params: dict[str, str]) -> dict[str, int]:
+        """Browser-triggered archiving (Matomo's default) archives a day when it is asked for; with it off,
+        only days the archiver processed have totals, other days read as zeros."""
+        day = self._day(params.get("date", "today"))
+        if self.browser_archiving:
+            return self.archive(idsite, day)
+        with self._lock:
+            return self.archives.get((idsite, day), {"nb_visits": 0, "nb_actions": 0})
 
 
 def _handler_for(sim: MatomoSimulator) -> type[BaseHTTPRequestHandler]:

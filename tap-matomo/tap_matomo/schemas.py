@@ -57,3 +57,20 @@ GOALS = th.PropertiesList(
     th.Property("deleted", th.BooleanType),
     th.Property("event_value_as_revenue", th.BooleanType),
 ).to_dict()
+
+RECONCILED_DAYS = th.PropertiesList(
+    th.Property("idsite", _INT, required=True),
+    th.Property("site_day", th.DateType, required=True, description="site-local day listed in full"),
+    th.Property("visits_listed", _INT, description="visits whose last action is on the day, as Matomo listed them"),
+    th.Property("actions_listed", _INT, description="their actionDetails items (the rows of `visits_actions`)"),
+    th.Property("listed_at", th.DateTimeType, description="UTC, when the run that listed the day started"),
+).to_dict()
+
+VISITS_SUMMARY = th.PropertiesList(
+    th.Property("idsite", _INT, required=True),
+    th.Property("site_day", th.DateType, required=True),
+    th.Property("nb_visits", _INT, description="Matomo's own count (VisitsSummary.get, period=day)"),
+    th.Property("nb_actions", _INT),
+    th.Property("nb_uniq_visitors", _INT),
+    th.Property("fetched_at", th.DateTimeType, description="UTC, when Matomo answered"),
+).to_dict()

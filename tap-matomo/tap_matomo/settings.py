@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import typing as t
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
@@ -106,6 +106,36 @@ SCHEMA = th.PropertiesList(
         "unset means no cap",
     ),
     th.Property(
+        "mode",
+        th.StringType(allowed_values=["incremental", "reconcile"]),
+        default="incremental",
+        title="Mode",
+        description=(
+            "incremental: from the bookmark (minus the lookback) to now; reconcile: every visit of whole closed "
+            "site-local days again, each finished day reported in `reconciled_days`, so that the warehouse "
+            "drops visits Matomo no longer has (GDPR erasures) and takes changed ones (anonymisation)"
+        ),
+    ),
+    th.Property(
+        "reconcile_days",
+        th.IntegerType(minimum=1),
+        default=7,
+        title="Reconcile days",
+        description="reconcile mode: the closed site-local days to read, the last N before today",
+    ),
+    th.Property(
+        "reconcile_start_date",
+        th.DateType,
+        title="Reconcile start date",
+        description="reconcile mode: first site-local day of a one-off range (instead of reconcile_days)",
+    ),
+    th.Property(
+        "reconcile_end_date",
+        th.DateType,
+        title="Reconcile end date",
+        description="reconcile mode: last day of that range (default and at most: yesterday)",
+    ),
+    th.Property(
         "include_visitor_ip",
         th.BooleanType,
         default=False,
@@ -157,6 +187,16 @@ def site_ids(config: t.Mapping[str, t.Any]) -> list[int]:
     return ids
 
 
+def reconcile_window(config: t.Mapping[str, t.Any], today: date) -> tuple[date, date]:
+    """The closed site-local days a reconcile run reads, given the site's today."""
+    yesterday = today - timedelta(days=1)
+    if config.get("reconcile_start_date"):
+        first = date.fromisoformat(str(config["reconcile_start_date"])[:10])
+        last = date.fromisoformat(str(config.get("reconcile_end_date") or yesterday)[:10])
+        return first, min(last, yesterday)
+    return today - timedelta(days=int(config.get("reconcile_days", 7))), yesterday
+
+
 def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     """What is wrong with the config, one line each (the token's value is never quoted)."""
     found: list[str] = []
@@ -183,6 +223,11 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
             end = parsed.date() if isinstance(parsed, datetime) else parsed
     if start and end and end < start:
         found.append(f"end_date: {end} is before start_date {start}")
+    first, last = config.get("reconcile_start_date"), config.get("reconcile_end_date")
+    if last and not first:
+        found.append("reconcile_end_date: set reconcile_start_date too (the range's first day)")
+    if first and last and str(last) < str(first):
+        found.append(f"reconcile_end_date: {last} is before reconcile_start_date {first}")
     # A day's slack: "today" somewhere on Earth may be tomorrow here.
     if start and (start - clock.utc_now().date()).days > 1:
         found.append(f"start_date: {start} is in the future")

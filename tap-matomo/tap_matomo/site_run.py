@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 
 from tap_matomo.coerce import integer
+from tap_matomo.day_ledger import ListedDay
 from tap_matomo.paging import VisitPage, first_page
 from tap_matomo.recent_visits import RecentVisits, visit_digest
 from tap_matomo.records import InvalidVisitError, map_visit
+from tap_matomo.timezones import local_date
 
 _HORIZON_SLACK_SECONDS = 60  # keep a little more than the next run reads, never less
 
@@ -35,6 +37,7 @@ class SiteRun:
     logger: logging.Logger
     started_at: int  # UTC epoch: the SDK caps the new bookmark at about the run's start
     page_limit: int  # visits per request for days that start now (smaller after a query timeout)
+    whole_days: bool = False  # reconcile mode: count visits per day, to report the days listed in full
     visits_emitted: int = 0
     actions_emitted: int = 0
     visits_unchanged: int = 0
@@ -44,6 +47,9 @@ class SiteRun:
     _seen_today: set[int] = field(default_factory=set)
     _seen_before: set[int] = field(default_factory=set)
     _day_counts: list[int] = field(default_factory=lambda: [0, 0])
+    #: whole_days: visits and actions per site-local day of the visit's last action (the day dbt gives it).
+    _by_last_day: dict[date, list[int]] = field(default_factory=dict)
+    complete_days: list[ListedDay] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -95,11 +101,17 @@ class SiteRun:
             self.actions_emitted += len(mapped.actions)
             self._day_counts[0] += 1
             self._day_counts[1] += len(mapped.actions)
+            if self.whole_days:
+                counts = self._by_last_day.setdefault(local_date(last_action, self.tz), [0, 0])
+                counts[0] += 1
+                counts[1] += len(mapped.actions)
 
     def day_done(self, day: date) -> None:
         """Log the day's progress and forget ids that can no longer come back."""
         self.logger.info("%s %s: %d visits, %d actions emitted", self.label, day.isoformat(), *self._day_counts)
         self._day_counts = [0, 0]
+        if self.whole_days:
+            self.complete_days.append(ListedDay(day, *self._by_last_day.pop(day, [0, 0])))
         self._seen_before, self._seen_today = self._seen_today, set()
 
     def recent_visits_to_keep(self, bookmark: str | None) -> dict[str, t.Any]:

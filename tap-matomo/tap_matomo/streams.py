@@ -6,19 +6,22 @@ import logging
 import typing as t
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
+from urllib.parse import parse_qsl, urlsplit
 
 from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.pagination import BaseAPIPaginator
 
 from tap_matomo import clock, schemas, settings
 from tap_matomo.client import MatomoQueryTimeoutError, MatomoStream, error_message, matomo_json
 from tap_matomo.coerce import integer, number, text
 from tap_matomo.compat import override
 from tap_matomo.day_fetch import fetch_days_in_order
+from tap_matomo.day_ledger import DayLedger
 from tap_matomo.paging import VisitDayPaginator, VisitPage
 from tap_matomo.recent_visits import RecentVisits
 from tap_matomo.site_run import SiteRun
-from tap_matomo.timezones import local_date, site_timezone
+from tap_matomo.timezones import day_start, local_date, site_timezone
 
 if t.TYPE_CHECKING:
     import requests
@@ -195,6 +198,7 @@ class VisitsActionsStream(SiteChildStream):
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     _run: SiteRun | None = None
+    ledger: DayLedger  # set by the tap, shared with the streams that report the days read
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
@@ -203,9 +207,13 @@ class VisitsActionsStream(SiteChildStream):
         if run.first_day > run.last_day:
             self.log("%s: nothing to read (window starts %s, after %s)", run.label, run.first_day, run.last_day)
             return
+        self.ledger.read[run.site["idsite"]] = run.days()
         yield from super().get_records(context)
-        state = self.get_context_state(context)
-        state[RECENT_VISITS_KEY] = run.recent_visits_to_keep(state.get("replication_key_value"))
+        if run.whole_days:  # a reconcile run leaves the hourly runs' digests alone
+            self.ledger.complete[run.site["idsite"]] = run.complete_days
+        else:
+            state = self.get_context_state(context)
+            state[RECENT_VISITS_KEY] = run.recent_visits_to_keep(state.get("replication_key_value"))
         self.log(
             "%s: %d visits, %d actions emitted; %d unchanged visits skipped",
             run.label,
@@ -218,7 +226,13 @@ class VisitsActionsStream(SiteChildStream):
         tz = site_timezone(context["timezone"])
         state = self.get_context_state(context)
         lookback = timedelta(minutes=int(self.config.get("lookback_minutes", 60)))
-        if state.get("replication_key_value"):
+        today = local_date(clock.utc_now(), tz)
+        reconcile = self.config.get("mode") == "reconcile"
+        if reconcile:  # whole closed days, every visit emitted again whatever the bookmark
+            first_day, last_day = settings.reconcile_window(self.config, today)
+            lower = day_start(first_day, tz)
+            origin = "reconcile mode: whole closed days"
+        elif state.get("replication_key_value"):
             bookmark = datetime.fromisoformat(state["replication_key_value"])
             lower = bookmark - lookback
             origin = f"bookmark {bookmark.isoformat()} - {lookback}"
@@ -232,21 +246,22 @@ class VisitsActionsStream(SiteChildStream):
                 start = datetime.combine(local_date(clock.utc_now(), tz) - timedelta(days=3), time(0))
                 origin = "default start, 3 days ago"
             lower = start if start.tzinfo else start.replace(tzinfo=tz)  # a date or naive time: site-local
-        today = local_date(clock.utc_now(), tz)
-        end = self.config.get("end_date")
-        last_day = min(date.fromisoformat(end[:10]), today) if end else today
+        if not reconcile:
+            end = self.config.get("end_date")
+            first_day, last_day = local_date(lower, tz), min(date.fromisoformat(end[:10]), today) if end else today
         run = SiteRun(
             site=dict(context),
             tz=tz,
             lower_bound=int(lower.timestamp()),
-            first_day=local_date(lower, tz),
+            first_day=first_day,
             last_day=last_day,
             lookback_seconds=int(lookback.total_seconds()),
-            recent_visits=RecentVisits.decode(state.get(RECENT_VISITS_KEY)),
+            recent_visits=RecentVisits() if reconcile else RecentVisits.decode(state.get(RECENT_VISITS_KEY)),
             include_ip=bool(self.config.get("include_visitor_ip", False)),
             logger=self.logger,
             started_at=int(clock.utc_now().timestamp()),
             page_limit=int(self.config.get("page_size", 500)),
+            whole_days=reconcile,
         )
         self.log(
             "%s: visits whose last action is after %s (%s), days %s to %s",
@@ -327,3 +342,84 @@ class VisitsActionsStream(SiteChildStream):
             msg = "visits_actions is read per site: no site run is active"
             raise RuntimeError(msg)
         return self._run
+
+
+class ReconciledDaysStream(SiteChildStream):
+    """Reconcile mode: one record per site-local day whose whole listing was read and emitted.
+
+    Synced after `visits_actions` for the same site, so the loader has the day's visits before it
+    hears the day is complete; dbt deletes a day's visits only when the day is here (matomo_erasures).
+    """
+
+    name = "reconciled_days"
+    primary_keys = ("idsite", "site_day")
+    schema = schemas.RECONCILED_DAYS
+    api_method = ""  # reports what visits_actions read: no request
+    ledger: DayLedger
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        assert context is not None
+        for day in self.ledger.complete.get(context["idsite"], []):
+            yield {
+                "idsite": context["idsite"],
+                "site_day": day.site_day.isoformat(),
+                "visits_listed": day.visits,
+                "actions_listed": day.actions,
+                "listed_at": self.ledger.started_at.isoformat(),
+            }
+
+
+class VisitsSummaryStream(SiteChildStream):
+    """Matomo's own daily totals (VisitsSummary.get) for the site-local days this run read."""
+
+    name = "visits_summary"
+    api_method = "VisitsSummary.get"
+    primary_keys = ("idsite", "site_day")
+    schema = schemas.VISITS_SUMMARY
+    ledger: DayLedger
+
+    @override
+    def get_new_paginator(self) -> DayListPaginator:
+        return DayListPaginator(self._days)
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        assert context is not None
+        self._days = self.ledger.read.get(context["idsite"], [])
+        if self._days:
+            yield from super().get_records(context)
+
+    @override
+    def get_url_params(self, context: Context | None, next_page_token: date | None) -> dict[str, t.Any]:
+        day = next_page_token or self._days[0]
+        return {**super().get_url_params(context, next_page_token), "period": "day", "date": day.isoformat()}
+
+    @override
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
+        body = matomo_json(response)
+        totals = body if isinstance(body, dict) else {}  # Matomo answers [] for a day without data
+        params = dict(parse_qsl(urlsplit(response.request.url or "").query))
+        yield {
+            "idsite": integer(params.get("idSite")),
+            "site_day": params["date"],
+            "nb_visits": integer(totals.get("nb_visits")) or 0,
+            "nb_actions": integer(totals.get("nb_actions")) or 0,
+            "nb_uniq_visitors": integer(totals.get("nb_uniq_visitors")),
+            "fetched_at": clock.utc_now().isoformat(),
+        }
+
+    _days: list[date] = []
+
+
+class DayListPaginator(BaseAPIPaginator[date]):
+    """One request per day of a list."""
+
+    def __init__(self, days: list[date]) -> None:
+        super().__init__(days[0])  # VisitsSummaryStream asks only when there are days
+        self.days = days
+
+    @override
+    def get_next(self, response: requests.Response) -> date | None:
+        following = self.days.index(self.current_value) + 1
+        return self.days[following] if following < len(self.days) else None

@@ -12,9 +12,10 @@ from singer_sdk import Stream, Tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
-from tap_matomo import settings, streams
+from tap_matomo import clock, settings, streams
 from tap_matomo.client import MatomoStream
 from tap_matomo.compat import override
+from tap_matomo.day_ledger import DayLedger
 from tap_matomo.records import InvalidVisitError
 from tap_matomo.throttle import RequestRateLimiter
 from tap_matomo.timezones import UnknownTimezoneError
@@ -40,9 +41,15 @@ class TapMatomo(Tap):
 
     @override
     def discover_streams(self) -> list[Stream]:
+        visits = streams.VisitsActionsStream(self)
+        reconciled = streams.ReconciledDaysStream(self)  # after visits_actions: children sync in this order
+        summary = streams.VisitsSummaryStream(self)
+        visits.ledger = reconciled.ledger = summary.ledger = DayLedger(started_at=clock.utc_now())
         found: list[MatomoStream] = [
             streams.SitesStream(self),
-            streams.VisitsActionsStream(self),
+            visits,
+            reconciled,
+            summary,
             streams.CustomDimensionsStream(self),
             streams.GoalsStream(self),
         ]
