@@ -44,6 +44,7 @@ def rows_of(visit: dict, names: list[str]) -> list[list[object]]:
 def main(url: str, token: str, database: str, table: str, first: str, last: str) -> int:
     session = requests.Session()
     actions = 0
+    seen: set[int] = set()
     with psycopg.connect(database) as conn:
         names = [
             r[0]
@@ -77,6 +78,9 @@ def main(url: str, token: str, database: str, table: str, first: str, last: str)
                 visits = json.loads(session.post(f"{url}/index.php", params=params, data={"token_auth": token}).text)
                 with conn.cursor() as cursor, cursor.copy(copy_sql) as copy:
                     for visit in visits:
+                        if visit["idVisit"] in seen:  # a visit ending at midnight is listed on both days
+                            continue
+                        seen.add(visit["idVisit"])
                         for row in rows_of(visit, names):
                             copy.write_row(row)
                             actions += 1

@@ -71,6 +71,12 @@ class Meltano:
         return {p["context"]["idsite"]: p["replication_key_value"] for p in partitions.get("partitions", [])}
 
 
+def small_batches(folder: Path, rows: int) -> dict[str, str]:
+    """Environment for BATCH files of `rows` records (the project's default is 10,000), so a run commits often."""
+    config = {"encoding": {"format": "jsonl-plain"}, "storage": {"root": folder.as_uri()}, "batch_size": rows}
+    return {"TAP_MATOMO_BATCH_CONFIG": json.dumps(config)}
+
+
 def raw_actions(database_url: str) -> list[tuple]:
     """(action_id, idvisit, actions, visitduration) of every raw row."""
     with psycopg.connect(database_url) as conn:

@@ -1,4 +1,4 @@
-"""Days fetched at once, handed over in order, with bounded pages in flight; the request-rate cap."""
+"""Days fetched at once, pages handed over as they arrive with a cap on those waiting; the request-rate cap."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 import pytest
 from tap_matomo import day_fetch
-from tap_matomo.day_fetch import fetch_days_in_order
+from tap_matomo.day_fetch import fetch_pages
 from tap_matomo.throttle import RequestRateLimiter
 
 DAYS = [date(2031, 3, 1) + timedelta(days=n) for n in range(9)]
@@ -45,40 +45,50 @@ class Recorder:
 
 
 @pytest.mark.parametrize("parallel", [1, 4])
-def test_days_come_in_order_whatever_the_parallelism(parallel: int) -> None:
+def test_every_page_comes_each_day_in_order_then_its_end(parallel: int) -> None:
     recorder = Recorder()
-    seen = [(day, list(pages)) for day, pages in fetch_days_in_order(DAYS, recorder, parallel)]
-    assert [day for day, _ in seen] == DAYS
-    assert all(pages == [(day, n) for n in range(5)] for day, pages in seen)
+    pages: dict[date, list[tuple[date, int]]] = {}
+    ended: list[date] = []
+    for day, page in fetch_pages(DAYS, recorder, parallel):
+        assert day not in ended
+        if page is None:
+            ended.append(day)
+        else:
+            pages.setdefault(day, []).append(page)
+    assert sorted(ended) == DAYS
+    assert pages == {day: [(day, n) for n in range(5)] for day in DAYS}
     assert recorder.most_running == parallel
+    if parallel == 1:
+        assert ended == DAYS  # one at a time: in order
 
 
-def test_pages_in_flight_are_capped_while_the_reader_is_slow() -> None:
+def test_pages_waiting_for_the_reader_are_capped() -> None:
     recorder = Recorder(pages=50)
     consumed = 0
     worst = 0
-    for _, pages in fetch_days_in_order(DAYS[:4], recorder, 4):
-        for _ in pages:
-            consumed += 1
-            time.sleep(0.005)
-            worst = max(worst, recorder.emitted - consumed)
-    # each of the 4 days holds at most PAGES_AHEAD pages in its queue and one being handed over
-    assert worst <= 4 * (day_fetch.PAGES_AHEAD + 1)
+    for _, page in fetch_pages(DAYS[:4], recorder, 4):
+        if page is None:
+            continue
+        consumed += 1
+        time.sleep(0.005)  # a slow reader
+        worst = max(worst, recorder.emitted - consumed)
+    # the queue holds 4 * PAGES_AHEAD pages, and each worker at most one more it is handing over
+    assert worst <= 4 * day_fetch.PAGES_AHEAD + 4
     assert consumed == 200
 
 
-def test_a_failing_day_fails_the_reader_when_it_gets_there_and_stops_the_rest() -> None:
+def test_a_failing_day_fails_the_reader_and_stops_the_others() -> None:
     recorder = Recorder(fail_on=DAYS[2])
-    read: list[date] = []
+    ended: list[date] = []
 
     def read_all() -> None:
-        for day, pages in fetch_days_in_order(DAYS, recorder, 3):
-            list(pages)
-            read.append(day)
+        for day, page in fetch_pages(DAYS, recorder, 3):
+            if page is None:
+                ended.append(day)
 
     with pytest.raises(RuntimeError, match="Matomo failed on 2031-03-03"):
         read_all()
-    assert read == DAYS[:2]
+    assert DAYS[2] not in ended
     assert recorder.running == 0  # every worker ended
 
 

@@ -22,7 +22,7 @@ from psycopg import sql
 from devenv.postgres import LocalPostgres
 from tests.conftest import TOKENS, LoadedProject, new_database, project_meltano, three_day_world
 from tests.helpers import TOKEN
-from tests.pipeline import ROOT, Meltano, raw_actions
+from tests.pipeline import ROOT, Meltano, raw_actions, small_batches
 
 RUN = ("run", "tap-matomo", "target-postgres")
 
@@ -99,8 +99,10 @@ def test_rerun_keeps_no_duplicates_and_updates_grown_visits(
     assert meltano.bookmarks()[1] > bookmarks[1]
 
 
-def test_kill_9_mid_load_then_rerun_completes(meltano: Meltano, simulator: MatomoSimulator, database: str) -> None:
-    meltano.env["TARGET_POSTGRES_BATCH_SIZE_ROWS"] = "200"  # commit while the run goes on
+def test_kill_9_mid_load_then_rerun_completes(
+    meltano: Meltano, simulator: MatomoSimulator, database: str, tmp_path: Path
+) -> None:
+    meltano.env |= small_batches(tmp_path / "batches", 200)  # commit while the run goes on
     slow_calls = []
 
     def slow_after_a_few_pages(sim: MatomoSimulator, params: dict[str, str]) -> None:

@@ -28,6 +28,14 @@ BAD = [
     ({"start_date": "yesterday-ish"}, "start_date: 'yesterday-ish' is not a date"),
     ({"start_date": "2999-01-01"}, "start_date: 2999-01-01 is in the future"),
     ({"lookback_minutes": -1}, "-1 is less than the minimum of 0 in config['lookback_minutes']"),
+    ({"max_parallel_requests": 0}, "0 is less than the minimum of 1 in config['max_parallel_requests']"),
+    ({"mode": "full"}, "'full' is not one of ['incremental', 'reconcile']"),
+    ({"reconcile_end_date": "2026-11-10"}, "reconcile_end_date: set reconcile_start_date too"),
+    (
+        {"reconcile_start_date": "2026-11-20", "reconcile_end_date": "2026-11-10"},
+        "reconcile_end_date: 2026-11-10 is before reconcile_start_date 2026-11-20",
+    ),
+    ({"batch_config": {"encoding": {"format": "csv"}}}, "'csv' is not one of ['jsonl', 'parquet', 'jsonl-plain']"),
 ]
 
 
@@ -54,7 +62,14 @@ def test_about_lists_every_setting_and_hides_nothing_secret() -> None:
         "page_size",
         "lookback_minutes",
         "request_timeout",
+        "max_parallel_requests",
+        "max_requests_per_minute",
+        "mode",
+        "reconcile_days",
+        "reconcile_start_date",
+        "reconcile_end_date",
         "include_visitor_ip",
+        "batch_config",
     ):
         assert f"| {name} |" in about
     about_json = json.loads(

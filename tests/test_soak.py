@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -24,7 +25,7 @@ from matomo_simulator.render import render_visit
 
 from devenv.postgres import LocalPostgres
 from tests.helpers import TOKEN
-from tests.pipeline import Meltano
+from tests.pipeline import Meltano, small_batches
 
 CYCLES = int(os.environ.get("SOAK_CYCLES", "6"))
 # Late hits arrive up to 24 h back, so the lookback must cover them (SOAK_LOOKBACK_MINUTES=60 shows the losses).
@@ -104,7 +105,7 @@ def raw_rows(database: str) -> int:
         return conn.execute("SELECT count(*) FROM matomo_raw.visits_actions").fetchone()[0]
 
 
-def kill_mid_load(meltano: Meltano, simulator: MatomoSimulator, database: str) -> bool:
+def kill_mid_load(meltano: Meltano, simulator: MatomoSimulator, database: str, batches: Path) -> bool:
     """Start the job, `kill -9` it once it has committed some new rows; whether it was killed mid-load."""
     before = raw_rows(database)
 
@@ -112,7 +113,7 @@ def kill_mid_load(meltano: Meltano, simulator: MatomoSimulator, database: str) -
         time.sleep(0.2)  # keeps the run going long enough to be caught mid-load
 
     simulator.before_live_request.append(slow)
-    process = meltano.popen(*JOB, "--force", env={"TARGET_POSTGRES_BATCH_SIZE_ROWS": "10"})
+    process = meltano.popen(*JOB, "--force", env=small_batches(batches, 10))
     landed = before
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None and landed <= before:
@@ -149,7 +150,7 @@ def compare(world: World, database: str) -> tuple[int, int, int, int, int]:
 
 @pytest.mark.soak
 def test_soak_nothing_lost_duplicated_or_stale(
-    meltano: Meltano, simulator: MatomoSimulator, database: str, postgres: LocalPostgres
+    meltano: Meltano, simulator: MatomoSimulator, database: str, postgres: LocalPostgres, tmp_path: Path
 ) -> None:
     rng = random.Random(8)  # noqa: S311 - test traffic
     meltano.env |= {
@@ -157,7 +158,8 @@ def test_soak_nothing_lost_duplicated_or_stale(
         "TAP_MATOMO_LOOKBACK_MINUTES": str(LOOKBACK_MINUTES),
         "TAP_MATOMO_REQUEST_TIMEOUT": "2",
         "TAP_MATOMO_PAGE_SIZE": "20",
-        "TARGET_POSTGRES_BATCH_SIZE_ROWS": "300",
+        "TAP_MATOMO_MAX_PARALLEL_REQUESTS": "4",  # the default, written down: days read at once
+        **small_batches(tmp_path / "batches", 300),
     }
     kills: list[bool] = []
     faults = [
@@ -165,7 +167,7 @@ def test_soak_nothing_lost_duplicated_or_stale(
         ("slow-past-timeout", lambda: simulator.inject(Fault("slow", times=1, delay=3))),
         ("truncated-json", lambda: simulator.inject(Fault("truncated", times=2))),
         ("query-timeout", lambda: simulator.inject(Fault("query_timeout", times=2))),
-        ("kill-9-mid-load", lambda: kills.append(kill_mid_load(meltano, simulator, database))),
+        ("kill-9-mid-load", lambda: kills.append(kill_mid_load(meltano, simulator, database, tmp_path / "b"))),
         ("postgres-restart", lambda: (postgres.kill(), postgres.start(), postgres.wait_ready())),
     ]
     done = meltano.run(*JOB)

@@ -224,3 +224,23 @@ def test_a_pinged_visit_is_extracted_again_with_its_new_duration_and_user(
         (expected["visitDuration"], "jane@example.org", expected["visitorId"])
     }
     assert expected["visitDuration"] > latest_versions(first)[pinged.idvisit][0]["visitduration"]
+
+
+def test_days_read_in_parallel_emit_what_one_at_a_time_emits(
+    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path
+) -> None:
+    """Pages arrive in any order with several days in flight; the records and the state do not change."""
+    runs = {}
+    for parallel in (1, 4):
+        folder = tmp_path / str(parallel)
+        folder.mkdir()
+        runs[parallel] = run_tap(folder, {**tap_config, "max_parallel_requests": parallel})
+        assert runs[parallel].returncode == 0, runs[parallel].stderr[-2000:]
+    one, four = runs[1], runs[4]
+    assert Counter(map(str, four.records())) == Counter(map(str, one.records()))
+    assert four.state["bookmarks"]["visits_actions"] == one.state["bookmarks"]["visits_actions"]
+    for site in simulator.world.sites:  # and each site's records stay whole visits, in position order
+        rows = [r for r in four.records() if r["idsite"] == site]
+        for idvisit in {r["idvisit"] for r in rows}:
+            positions = [r["action_position"] for r in rows if r["idvisit"] == idvisit]
+            assert positions == list(range(len(positions)))

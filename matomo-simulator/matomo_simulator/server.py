@@ -251,13 +251,33 @@ class MatomoSimulator:
         return {"nb_visits": len(visits), "nb_actions": actions}
 
     def _visits_summary(self, idsite: int, params: dict[str, str]) -> dict[str, int]:
-        """Browser-triggered archiving (Matomo's default) archives a day when it is asked for; with it off,
-        only days the archiver processed have totals, other days read as zeros."""
+        """A closed day's archive, once made, is what Matomo answers from then on (purging raw logs keeps
+        it). Browser-triggered archiving (Matomo's default) makes it when the day is asked for, and
+        recomputes today's on every request; with it off, only `archive()` (core:archive) makes one."""
         day = self._day(params.get("date", "today"))
+        today = datetime.fromtimestamp(self.now(), self.world.sites[idsite].tz).date()
+        with self._lock:
+            archived = self.archives.get((idsite, day))
+        if archived is not None and day < today:
+            return archived
         if self.browser_archiving:
             return self.archive(idsite, day)
+        return archived or {"nb_visits": 0, "nb_actions": 0}
+
+    def delete_data_subjects(self, idvisits: list[int]) -> int:
+        """PrivacyManager.deleteDataSubjects: the visits are gone from the Live API at once, and the
+        archives of their days are invalidated (remade on the next request)."""
+        with self.world.lock:
+            days = {
+                (v.idsite, datetime.fromtimestamp(v.last_action, self.world.sites[v.idsite].tz).date())
+                for i in idvisits
+                if (v := self.world.visits.get(i)) is not None
+            }
+            gone = self.world.erase_visits(idvisits)
         with self._lock:
-            return self.archives.get((idsite, day), {"nb_visits": 0, "nb_actions": 0})
+            for key in days:
+                self.archives.pop(key, None)
+        return gone
 
 
 def _handler_for(sim: MatomoSimulator) -> type[BaseHTTPRequestHandler]:

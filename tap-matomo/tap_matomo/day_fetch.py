@@ -1,12 +1,15 @@
-"""Several site-local days of one site fetched at once, handed over in day order.
+"""Several site-local days of one site fetched at once, their pages handed over as they arrive.
 
 A real Matomo takes 0.3 s to compute a page of 500 visits and more on big sites, so a backfill
 that asks for one page after another spends its time waiting. Days are independent queries
 (each page of a day depends on the previous one, see paging.py), so up to `parallel` days are
-paged at once, each in its own thread. The reader takes the days in order and each day's pages in
-order: what the tap emits, its drop of visits seen the day before, and its bookmarks are exactly
-those of a sequential run. Memory stays bounded: at most `parallel` days are in flight, each at
-most PAGES_AHEAD pages ahead of the reader.
+paged at once, each in its own thread, and the reader takes pages in the order they arrive: each
+day's pages in their order, followed by a `None` that says the day is done. Handing days over
+strictly one after another would need the days ahead buffered whole while the first is read,
+that is memory growing with the size of a day; here at most `parallel * PAGES_AHEAD` pages wait
+for the reader, whatever the size of a day. What a site's run emits (site_run.py drops a visit
+listed on two days) and its bookmark (set once the site's last day is done) do not depend on
+the order in which pages arrive.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ if t.TYPE_CHECKING:
 
 _T = t.TypeVar("_T")
 
-#: Pages a day may fetch before the reader gets to them.
+#: Pages each day in flight may fetch before the reader gets to them.
 PAGES_AHEAD = 2
 _POLL_SECONDS = 0.1
 
@@ -36,26 +39,23 @@ class _Failed:
     error: BaseException
 
 
-_END = object()
-
-
-def fetch_days_in_order(
+def fetch_pages(
     days: t.Sequence[date],
     fetch_day: t.Callable[[date, t.Callable[[_T], None]], None],
     parallel: int,
-) -> t.Iterator[tuple[date, t.Iterator[_T]]]:
-    """(day, its pages) for each day in order; a day's pages must be read before the next day's.
+) -> t.Iterator[tuple[date, _T | None]]:
+    """(day, page) as pages arrive, each day's in order, then (day, None) once the day is done.
 
     `fetch_day(day, emit)` pages through one day and calls `emit(page)` for each page; it runs in
-    a worker thread. A failure in a worker is raised to the reader when it reaches that day.
+    a worker thread. A failure in a worker is raised to the reader, and the other days stop.
     """
     stop = threading.Event()
-    pages: dict[date, queue.Queue[t.Any]] = {day: queue.Queue(maxsize=PAGES_AHEAD) for day in days}
+    arrived: queue.Queue[tuple[date, object]] = queue.Queue(maxsize=parallel * PAGES_AHEAD)
 
     def put(day: date, item: object) -> None:
         while not stop.is_set():
             try:
-                pages[day].put(item, timeout=_POLL_SECONDS)
+                arrived.put((day, item), timeout=_POLL_SECONDS)
             except queue.Full:
                 continue
             return
@@ -64,7 +64,7 @@ def fetch_days_in_order(
     def work(day: date) -> None:
         try:
             fetch_day(day, lambda page: put(day, page))
-            put(day, _END)
+            put(day, None)
         except _Stopped:
             return
         except BaseException as exc:
@@ -73,21 +73,18 @@ def fetch_days_in_order(
             except _Stopped:
                 return
 
-    def read(day: date) -> t.Iterator[_T]:
-        while True:
-            item = pages[day].get()
-            if item is _END:
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
-
     executor = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="matomo-day")
     try:
         for day in days:  # taken in this order by at most `parallel` threads
             executor.submit(work, day)
-        for day in days:
-            yield day, read(day)
+        remaining = len(days)
+        while remaining:
+            day, item = arrived.get()
+            if isinstance(item, _Failed):
+                raise item.error
+            if item is None:
+                remaining -= 1
+            yield day, t.cast("_T | None", item)
     finally:
         stop.set()
         executor.shutdown(wait=True, cancel_futures=True)

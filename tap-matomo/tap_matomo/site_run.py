@@ -20,6 +20,7 @@ from tap_matomo.records import InvalidVisitError, map_visit
 from tap_matomo.timezones import local_date
 
 _HORIZON_SLACK_SECONDS = 60  # keep a little more than the next run reads, never less
+_ONE_DAY = timedelta(days=1)
 
 
 @dataclass
@@ -42,11 +43,12 @@ class SiteRun:
     actions_emitted: int = 0
     visits_unchanged: int = 0
     max_last_action: int = 0
-    # Ids emitted on the day being read and the day before: a visit never spans more
-    # (it ends at local midnight), so older ids can be forgotten and memory stays flat.
-    _seen_today: set[int] = field(default_factory=set)
-    _seen_before: set[int] = field(default_factory=set)
-    _day_counts: list[int] = field(default_factory=lambda: [0, 0])
+    # Ids emitted per listing day. A visit is listed on the day of its last action, and on the day
+    # before too when it ends exactly at midnight; a day's ids are forgotten once it and both its
+    # neighbours are done, so memory holds the ids of the days in flight only.
+    _seen: dict[date, set[int]] = field(default_factory=dict)
+    _done: set[date] = field(default_factory=set)
+    _day_counts: dict[date, list[int]] = field(default_factory=dict)
     #: whole_days: visits and actions per site-local day of the visit's last action (the day dbt gives it).
     _by_last_day: dict[date, list[int]] = field(default_factory=dict)
     complete_days: list[ListedDay] = field(default_factory=list)
@@ -67,8 +69,12 @@ class SiteRun:
         """Matomo timed out on a larger page: days that start later ask for `limit` visits."""
         self.page_limit = min(self.page_limit, limit)
 
-    def records_of_page(self, visits: list[t.Any]) -> t.Iterator[dict[str, t.Any]]:
-        """The records of the page's visits that this run has not emitted yet."""
+    def records_of_page(self, visits: list[t.Any], day: date) -> t.Iterator[dict[str, t.Any]]:
+        """The records of the visits of a page of `day`'s listing that this run has not emitted yet."""
+        seen = self._seen.setdefault(day, set())
+        before = self._seen.get(day - _ONE_DAY, set())
+        after = self._seen.get(day + _ONE_DAY, set())
+        counts = self._day_counts.setdefault(day, [0, 0])
         for visit in visits:
             if not isinstance(visit, dict):
                 msg = f"{self.label}: a visit is not an object: {str(visit)[:80]!r}"
@@ -77,10 +83,10 @@ class SiteRun:
             if idvisit is None:
                 msg = f"{self.label}: visit without a numeric idVisit: {visit.get('idVisit')!r}"
                 raise InvalidVisitError(msg)
-            if idvisit in self._seen_today or idvisit in self._seen_before:
+            if idvisit in seen or idvisit in before or idvisit in after:
                 continue
             last_action = integer(visit.get("lastActionTimestamp")) or 0
-            self._seen_today.add(idvisit)
+            seen.add(idvisit)
             mapped = map_visit(visit, self.tz, self.site, include_ip=self.include_ip)
             digest = visit_digest((mapped.shared, mapped.actions))
             if self.recent_visits.unchanged(idvisit, digest):
@@ -95,24 +101,31 @@ class SiteRun:
                     visit["truncatedActionsCount"],
                 )
             yield from mapped.records()
-            self.recent_visits.remember(idvisit, last_action, digest)
             self.max_last_action = max(self.max_last_action, last_action)
+            if last_action >= self._horizon():  # an older one would not be kept for the next run anyway
+                self.recent_visits.remember(idvisit, last_action, digest)
             self.visits_emitted += 1
             self.actions_emitted += len(mapped.actions)
-            self._day_counts[0] += 1
-            self._day_counts[1] += len(mapped.actions)
+            counts[0] += 1
+            counts[1] += len(mapped.actions)
             if self.whole_days:
-                counts = self._by_last_day.setdefault(local_date(last_action, self.tz), [0, 0])
-                counts[0] += 1
-                counts[1] += len(mapped.actions)
+                by_day = self._by_last_day.setdefault(local_date(last_action, self.tz), [0, 0])
+                by_day[0] += 1
+                by_day[1] += len(mapped.actions)
 
     def day_done(self, day: date) -> None:
         """Log the day's progress and forget ids that can no longer come back."""
-        self.logger.info("%s %s: %d visits, %d actions emitted", self.label, day.isoformat(), *self._day_counts)
-        self._day_counts = [0, 0]
+        visits, actions = self._day_counts.pop(day, [0, 0])
+        self.logger.info("%s %s: %d visits, %d actions emitted", self.label, day.isoformat(), visits, actions)
+        self._done.add(day)
         if self.whole_days:
             self.complete_days.append(ListedDay(day, *self._by_last_day.pop(day, [0, 0])))
-        self._seen_before, self._seen_today = self._seen_today, set()
+        for near in (day - _ONE_DAY, day, day + _ONE_DAY):
+            if all(self._finished(d) for d in (near - _ONE_DAY, near, near + _ONE_DAY)):
+                self._seen.pop(near, None)
+
+    def _finished(self, day: date) -> bool:
+        return day in self._done or not self.first_day <= day <= self.last_day
 
     def recent_visits_to_keep(self, bookmark: str | None) -> dict[str, t.Any]:
         """Digests of the visits the next run's lookback window will read again, in their state form.
@@ -120,8 +133,14 @@ class SiteRun:
         The next run starts `lookback` before the new bookmark: the newest action emitted, capped
         at the run's start (visits that moved later during the run are read again, not skipped).
         """
-        newest = min(self.max_last_action, self.started_at)
+        horizon = self._horizon()
         if bookmark:
-            newest = max(newest, int(datetime.fromisoformat(bookmark).timestamp()))
-        horizon = newest - self.lookback_seconds - _HORIZON_SLACK_SECONDS
+            horizon = max(horizon, int(datetime.fromisoformat(bookmark).timestamp()) - self._lookback_and_slack())
         return self.recent_visits.kept(horizon).encode()
+
+    def _horizon(self) -> int:
+        """The oldest last action the next run's lookback can reach, as far as this run knows; it only rises."""
+        return min(self.max_last_action, self.started_at) - self._lookback_and_slack()
+
+    def _lookback_and_slack(self) -> int:
+        return self.lookback_seconds + _HORIZON_SLACK_SECONDS

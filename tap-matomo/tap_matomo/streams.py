@@ -16,7 +16,7 @@ from tap_matomo import clock, schemas, settings
 from tap_matomo.client import MatomoQueryTimeoutError, MatomoStream, error_message, matomo_json
 from tap_matomo.coerce import integer, number, text
 from tap_matomo.compat import override
-from tap_matomo.day_fetch import fetch_days_in_order
+from tap_matomo.day_fetch import fetch_pages
 from tap_matomo.day_ledger import DayLedger
 from tap_matomo.paging import VisitDayPaginator, VisitPage
 from tap_matomo.recent_visits import RecentVisits
@@ -210,7 +210,7 @@ class VisitsActionsStream(SiteChildStream):
         self.ledger.read[run.site["idsite"]] = run.days()
         yield from super().get_records(context)
         if run.whole_days:  # a reconcile run leaves the hourly runs' digests alone
-            self.ledger.complete[run.site["idsite"]] = run.complete_days
+            self.ledger.complete[run.site["idsite"]] = sorted(run.complete_days, key=lambda d: d.site_day)
         else:
             state = self.get_context_state(context)
             state[RECENT_VISITS_KEY] = run.recent_visits_to_keep(state.get("replication_key_value"))
@@ -275,16 +275,18 @@ class VisitsActionsStream(SiteChildStream):
 
     @override
     def request_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """The site's days, up to `max_parallel_requests` fetched at once, read in day order (day_fetch.py)."""
+        """The site's days, up to `max_parallel_requests` fetched at once, pages read as they arrive (day_fetch.py)."""
         run = self._require_run()
         parallel = int(self.config.get("max_parallel_requests", 4))
         with self.get_http_request_counter() as request_counter:
             request_counter.with_context(context)
-            for day, responses in fetch_days_in_order(run.days(), partial(self._fetch_day, context), parallel):
-                for response in responses:
-                    request_counter.increment()
-                    yield from self.parse_response(response)
-                run.day_done(day)
+            for day, response in fetch_pages(run.days(), partial(self._fetch_day, context), parallel):
+                if response is None:
+                    run.day_done(day)
+                    continue
+                request_counter.increment()
+                if error_message(matomo_json(response)) is None:  # else a query timeout let through: asked again
+                    yield from run.records_of_page(self.json_list(response), day)
 
     def _fetch_day(self, context: Context | None, day: date, emit: t.Callable[[requests.Response], None]) -> None:
         """Page through one day (in a worker thread), handing each answer to `emit`."""
@@ -330,12 +332,6 @@ class VisitsActionsStream(SiteChildStream):
             "filter_offset": page.offset,
             "minTimestamp": page.min_timestamp,
         }
-
-    @override
-    def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
-        if error_message(matomo_json(response)) is not None:  # a query timeout let through above
-            return
-        yield from self._require_run().records_of_page(self.json_list(response))
 
     def _require_run(self) -> SiteRun:
         if self._run is None:

@@ -1,7 +1,8 @@
 -- Per site and site-local day, in the sense of Matomo's VisitsSummary.get: a visit counts on
 -- the day of its last action (nb_visits), and nb_actions adds up the visits' `actions`
 -- (pageviews, events, downloads, outlinks, site searches), so the warehouse reconciles with Matomo.
--- An incremental run recomputes only the (site, day) rows of the visits `matomo_visits` changed.
+-- An incremental run recomputes only the (site, day) rows of the visits `matomo_visits` changed,
+-- and of the days a reconcile run deleted visits from (matomo_reconcile_log).
 {{
   config(
     materialized='incremental',
@@ -12,11 +13,19 @@
   )
 }}
 
+-- depends_on: {{ ref('matomo_reconcile_log') }}
+
 {% if is_incremental() %}
+{%- set since = matomo_reload_since(this) -%}
 with touched_days as (
     select distinct idsite, site_day
     from {{ ref('matomo_visits') }}
-    where loaded_at > {{ matomo_reload_since(this) }}
+    where loaded_at > {{ since }}
+    union
+    -- days whose gone visits a reconcile run deleted (their rows here are deleted with them)
+    select idsite, site_day
+    from {{ ref('matomo_reconcile_log') }}
+    where loaded_at > {{ since }} and outcome = 'deleted'
 )
 {% endif %}
 

@@ -1,0 +1,134 @@
+"""GDPR erasures, anonymisation and purges: the nightly reconcile makes the warehouse follow Matomo, and proves it.
+
+One scenario through the project's real jobs (Meltano, target-postgres-matomo, dbt, PostgreSQL):
+load, then in Matomo erase visits (on closed days, one in the hourly lookback), anonymise a day,
+purge old raw logs; the hourly job deletes nothing; an interrupted reconcile deletes nothing; the
+reconcile job deletes the erased visits everywhere, takes the anonymised values, keeps and reports
+the purged day, and `matomo_reconciliation` then shows no difference on archived days.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from matomo_simulator import Fault, MatomoSimulator, World
+
+from tests.conftest import TOKENS, project_meltano
+from tests.pipeline import Meltano
+
+JOB = ("run", "matomo-to-postgres")
+RECONCILE = ("run", "matomo-reconcile")
+DAYS = 4
+
+
+def query(database: str, statement: str, *params: object) -> list[tuple]:
+    with psycopg.connect(database) as conn:
+        return conn.execute(statement, params).fetchall()
+
+
+def visit_ids(database: str, table: str) -> set[int]:
+    return {r[0] for r in query(database, f"SELECT DISTINCT idvisit FROM {table}")}  # noqa: S608 - fixed names
+
+
+def on_day(world: World, idsite: int, day: object) -> list[int]:
+    lo, hi = world.site_day_bounds(idsite, day)  # type: ignore[arg-type]
+    return sorted(v.idvisit for v in world.visits.values() if v.idsite == idsite and lo <= v.last_action < hi)
+
+
+def test_reconcile_follows_erasures_anonymisation_and_purges(database: str, tmp_path: Path) -> None:
+    world = World(seed=21)
+    world.sites = {1: world.sites[1], 2: world.sites[2]}  # UTC and America/New_York
+    now = datetime.now(UTC)
+    world.generate(now - timedelta(days=DAYS), now - timedelta(minutes=5), visits_per_day=40)
+    today = now.date()  # site 1's (UTC)
+    closed, purged_day = today - timedelta(days=2), today - timedelta(days=3)
+    yesterday_ny = datetime.now(world.sites[2].tz).date() - timedelta(days=1)  # site 2's last closed day
+
+    with MatomoSimulator(world, TOKENS) as sim:
+        meltano: Meltano = project_meltano(sim.url, database, tmp_path / "meltano.db")
+        meltano.env |= {
+            "STARTDATE": (today - timedelta(days=DAYS + 1)).isoformat(),
+            "TAP_MATOMO_LOOKBACK_MINUTES": "1500",  # yesterday is in the hourly lookback
+            "TAP_MATOMO_RECONCILE_RECONCILE_DAYS": str(DAYS),
+            "TAP_MATOMO_RECONCILE_MAX_RETRIES": "0",
+        }
+        first = meltano.run(*JOB)
+        assert first.returncode == 0, first.stderr[-3000:]
+        held_before = visit_ids(database, "matomo")
+        assert held_before == set(world.visits)
+
+        # In Matomo: erase, anonymise, purge.
+        erased = on_day(world, 1, closed)[:3] + on_day(world, 2, yesterday_ny)[-1:]  # the last: in the lookback
+        kept_purged = on_day(world, 1, purged_day)
+        assert sim.delete_data_subjects(erased) == len(erased) == 4
+        anonymised = world.anonymise(2, closed, closed)
+        world.purge_before(1, closed)  # site 1's days before `closed` are emptied (raw logs only)
+        assert kept_purged
+        assert not on_day(world, 1, purged_day)
+
+        hourly = meltano.run(*JOB)
+        assert hourly.returncode == 0, hourly.stderr[-3000:]
+        assert set(erased) <= visit_ids(database, "matomo")  # an incremental run deletes nothing
+
+        # A reconcile that fails part way (Matomo starts failing after a few Live requests) deletes nothing.
+        live_requests = 0
+
+        def fail_soon(simulator: MatomoSimulator, params: dict[str, str]) -> None:
+            nonlocal live_requests
+            live_requests += 1
+            if live_requests == 3:
+                simulator.inject(Fault("status", times=10_000, status=500))
+
+        sim.before_live_request.append(fail_soon)
+        interrupted = meltano.run(*RECONCILE)
+        sim.before_live_request.remove(fail_soon)
+        sim.faults.clear()
+        assert interrupted.returncode != 0
+        rebuilt = meltano.run("run", "dbt-postgres:build")  # dbt on whatever the failed run loaded
+        assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+        assert visit_ids(database, "matomo") == held_before
+        assert query(database, "SELECT count(*) FROM matomo_reconcile_log WHERE outcome = 'deleted'") == [(0,)]
+
+        reconcile = meltano.run(*RECONCILE)
+        assert reconcile.returncode == 0, reconcile.stderr[-3000:]
+
+    expected = held_before - set(erased)
+    for table in ("matomo", "matomo_visits"):
+        assert visit_ids(database, table) == expected, table
+    daily = dict(query(database, "SELECT idsite || ' ' || site_day, nb_visits FROM matomo_daily"))
+    assert daily[f"1 {closed}"] == len(on_day(world, 1, closed))  # recomputed without the erased visits
+    assert daily[f"1 {purged_day}"] == len(kept_purged)  # the purged day is kept
+
+    rows = query(
+        database,
+        "SELECT DISTINCT country, city, userid FROM matomo_visits WHERE idvisit = ANY(%s)",
+        anonymised,
+    )
+    assert rows == [("Unknown", None, None)]  # every anonymised visit carries Matomo's new values
+
+    log = {
+        (idsite, str(day)): (outcome, gone)
+        for idsite, day, outcome, gone in query(
+            database,
+            "SELECT DISTINCT ON (idsite, site_day) idsite, site_day, outcome, visits_gone "
+            "FROM matomo_reconcile_log ORDER BY idsite, site_day, checked_at DESC",
+        )
+    }
+    assert log[(1, str(purged_day))] == ("reported", len(kept_purged))
+    assert log[(1, str(closed))] == ("deleted", 3)
+    assert log[(2, str(yesterday_ny))] == ("deleted", 1)
+
+    differences = query(
+        database,
+        "SELECT idsite, site_day, visits_difference, actions_difference FROM matomo_reconciliation "
+        "WHERE archived AND (visits_difference <> 0 OR actions_difference <> 0)",
+    )
+    archived = query(database, "SELECT count(*) FROM matomo_reconciliation WHERE archived")[0][0]
+    assert differences == []
+    assert archived >= 4  # site 1 and 2, at least the two oldest closed days
+    print(
+        f"\nerased {len(erased)}, anonymised {len(anonymised)}, kept on the purged day {len(kept_purged)} "
+        f"(reported), archived days compared {archived}, differences {len(differences)}"
+    )

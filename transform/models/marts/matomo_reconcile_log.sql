@@ -1,0 +1,85 @@
+-- What each reconcile run found, per site and site-local day it listed in full (one row per day
+-- and run). A visit the warehouse holds on such a day that the run did not load again is gone from
+-- Matomo: erased with the GDPR tools, or purged with its whole day (delete_logs_older_than).
+--   outcome = 'deleted'    the gone visits are deleted from matomo, matomo_visits and matomo_daily
+--                          (post-hooks below; matomo_daily then recomputes the day);
+--             'reported'   Matomo listed no visit at all on the day while the warehouse holds some:
+--                          a purge, kept (the warehouse is often the long-term store) unless
+--                          var reconcile_delete_purged_days is true;
+--             'incomplete' not every visit the run listed has landed (a load still missing): nothing
+--                          is decided for the day;
+--             'matches'    nothing gone.
+-- A day whose deletions exceed var reconcile_max_delete_share of its visits stops the build with a
+-- message, and nothing is deleted. Incremental: only reconcile loads newer than the last one seen.
+{{
+  config(
+    materialized='incremental',
+    incremental_strategy='append',
+    indexes=[{'columns': ['loaded_at']}, {'columns': ['idsite', 'site_day']}],
+    post_hook=[
+      "{{ matomo_reconcile_guard(this) }}",
+      "{{ matomo_delete_gone_visits(this) }}",
+    ],
+  )
+}}
+-- depends_on: {{ ref('matomo') }}
+
+with reconciled as (
+    select distinct on (idsite, site_day)
+        idsite,
+        site_day::date as site_day,
+        visits_listed,
+        actions_listed,
+        to_timestamp(_sdc_sync_started_at / 1000.0) as run_started_at,
+        (_sdc_batched_at at time zone 'UTC')::timestamptz as loaded_at
+    from {{ source('matomo_raw', 'reconciled_days') }}
+    {% if is_incremental() %}
+    where (_sdc_batched_at at time zone 'UTC')::timestamptz > {{ matomo_reload_since(this) }}
+    {% endif %}
+    order by idsite, site_day, _sdc_batched_at desc
+),
+
+held as (
+    select
+        r.idsite,
+        r.site_day,
+        v.idvisit,
+        v.loaded_at >= r.run_started_at as listed_again
+    from reconciled r
+    join {{ ref('matomo_visits') }} v on v.idsite = r.idsite and v.site_day = r.site_day
+),
+
+days as (
+    select
+        r.idsite,
+        r.site_day,
+        r.visits_listed,
+        r.actions_listed,
+        count(h.idvisit) as visits_held,
+        count(h.idvisit) filter (where h.listed_again) as visits_landed,
+        coalesce(array_agg(h.idvisit order by h.idvisit) filter (where not h.listed_again), '{}') as gone_idvisits,
+        r.run_started_at,
+        r.loaded_at
+    from reconciled r
+    left join held h on h.idsite = r.idsite and h.site_day = r.site_day
+    group by r.idsite, r.site_day, r.visits_listed, r.actions_listed, r.run_started_at, r.loaded_at
+)
+
+select
+    idsite,
+    site_day,
+    visits_listed,
+    actions_listed,
+    visits_held,
+    cardinality(gone_idvisits) as visits_gone,
+    gone_idvisits,
+    case
+        when visits_landed < visits_listed then 'incomplete'
+        when cardinality(gone_idvisits) = 0 then 'matches'
+        when visits_listed = 0 and not {{ var('reconcile_delete_purged_days') }} then 'reported'
+        else 'deleted'
+    end as outcome,
+    run_started_at,
+    loaded_at,
+    now() as checked_at
+from days
