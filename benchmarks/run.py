@@ -281,8 +281,8 @@ def memory(tmp: Path, dbs: Databases) -> list[tuple[int, Measure]]:
 
 
 def profiles(tmp: Path) -> dict[str, list[str]]:
-    """cProfile's top entries (own time) for the tap and for the loader on one 5,000-visit day."""
-    sim = Simulator(1, 5_000, seed=3)
+    """cProfile's top entries (own time) for the tap and for the loader on one 20,000-visit day."""
+    sim = Simulator(1, 20_000, seed=3)
     batches = tmp / "profile-batches"
     config = tap_config(
         tmp, sim, 1, batch_config={"encoding": {"format": "jsonl-plain"}, "storage": {"root": batches.as_uri()}}
@@ -471,7 +471,8 @@ def write_report(
         "",
         "## Where the time goes",
         "",
-        "cProfile, one day of 5,000 visits, the project's settings (BATCH files); share of the process's time:",
+        "cProfile, one day of 20,000 visits, the project's settings (BATCH files), each process alone (the loader",
+        "reads the tap's saved output); share of the process's time, start-up (imports) included:",
         "",
     ]
     for name, top in prof.items():

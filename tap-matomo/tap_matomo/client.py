@@ -84,6 +84,12 @@ def matomo_json(response: requests.Response) -> t.Any:
     return body
 
 
+def forget_json(response: requests.Response) -> None:
+    """Drop a response's decoded body (about five times its raw size) until it is needed again."""
+    with _decoded_lock:
+        _decoded.pop(response, None)
+
+
 class MatomoStream(RESTStream):
     """Calls `{url}/index.php?module=API&method=...&format=JSON` by POST, `token_auth` in the form body."""
 

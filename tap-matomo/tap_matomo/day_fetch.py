@@ -26,7 +26,7 @@ if t.TYPE_CHECKING:
 _T = t.TypeVar("_T")
 
 #: Pages each day in flight may fetch before the reader gets to them.
-PAGES_AHEAD = 2
+PAGES_AHEAD = 1
 _POLL_SECONDS = 0.1
 
 
