@@ -94,7 +94,20 @@ def test_reconcile_follows_erasures_anonymisation_and_purges(database: str, tmp_
         reconcile = meltano.run(*RECONCILE)
         assert reconcile.returncode == 0, reconcile.stderr[-3000:]
 
-    expected = held_before - set(erased)
+        # A reconcile that would delete most of a day stops, deleting nothing, until told otherwise.
+        most = on_day(world, 1, closed)[: len(on_day(world, 1, closed)) * 3 // 4]
+        sim.delete_data_subjects(most)
+        held = visit_ids(database, "matomo")
+        stopped = meltano.run(*RECONCILE)
+        assert stopped.returncode != 0
+        assert "more than reconcile_max_delete_share (0.5): nothing was deleted" in stopped.stderr
+        assert visit_ids(database, "matomo") == held
+        allowed = meltano.run("invoke", "dbt-postgres", "build", "--vars", "{reconcile_max_delete_share: 1}")
+        assert allowed.returncode == 0, allowed.stderr[-3000:]
+        assert visit_ids(database, "matomo") == held - set(most)
+        erased += most
+
+    expected = held_before - set(erased)  # the GDPR erasures, and the large deletion allowed above
     for table in ("matomo", "matomo_visits"):
         assert visit_ids(database, table) == expected, table
     daily = dict(query(database, "SELECT idsite || ' ' || site_day, nb_visits FROM matomo_daily"))
@@ -108,17 +121,11 @@ def test_reconcile_follows_erasures_anonymisation_and_purges(database: str, tmp_
     )
     assert rows == [("Unknown", None, None)]  # every anonymised visit carries Matomo's new values
 
-    log = {
-        (idsite, str(day)): (outcome, gone)
-        for idsite, day, outcome, gone in query(
-            database,
-            "SELECT DISTINCT ON (idsite, site_day) idsite, site_day, outcome, visits_gone "
-            "FROM matomo_reconcile_log ORDER BY idsite, site_day, checked_at DESC",
-        )
-    }
-    assert log[(1, str(purged_day))] == ("reported", len(kept_purged))
-    assert log[(1, str(closed))] == ("deleted", 3)
-    assert log[(2, str(yesterday_ny))] == ("deleted", 1)
+    log = query(database, "SELECT idsite, site_day::text, outcome, visits_gone FROM matomo_reconcile_log")
+    assert (1, str(purged_day), "reported", len(kept_purged)) in log  # kept, and said so
+    assert (1, str(closed), "deleted", 3) in log
+    assert (1, str(closed), "deleted", len(most)) in log
+    assert (2, str(yesterday_ny), "deleted", 1) in log
 
     differences = query(
         database,
@@ -129,6 +136,7 @@ def test_reconcile_follows_erasures_anonymisation_and_purges(database: str, tmp_
     assert differences == []
     assert archived >= 4  # site 1 and 2, at least the two oldest closed days
     print(
-        f"\nerased {len(erased)}, anonymised {len(anonymised)}, kept on the purged day {len(kept_purged)} "
-        f"(reported), archived days compared {archived}, differences {len(differences)}"
+        f"\nerased {len(erased)} (of which {len(most)} in one large deletion), anonymised {len(anonymised)}, "
+        f"kept on the purged day {len(kept_purged)} (reported), archived days compared {archived}, "
+        f"differences {len(differences)}"
     )

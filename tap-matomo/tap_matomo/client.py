@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import logging
 import random
-import threading
 import typing as t
 import weakref
 from functools import cached_property
@@ -66,28 +65,26 @@ def is_query_timeout(body: t.Any) -> bool:
 
 
 _decoded: weakref.WeakKeyDictionary[requests.Response, t.Any] = weakref.WeakKeyDictionary()
-_decoded_lock = threading.Lock()  # day_fetch.py's threads decode their own pages
 
 
 def matomo_json(response: requests.Response) -> t.Any:
-    """The decoded body, parsed once per response (validation, parsing and paging all need it).
-
-    msgspec decodes a page of visits about four times faster than `response.json()`; its errors
-    are ValueErrors, as requests' are.
+    """The decoded body, parsed once per response; validation and paging read less of it (`json_shape`,
+    paging.visit_keys). msgspec decodes a page of visits about four times faster than
+    `response.json()`; its errors are ValueErrors, as requests' are.
     """
-    with _decoded_lock:
-        if response in _decoded:
-            return _decoded[response]
-    body = msgspec.json.decode(response.content)
-    with _decoded_lock:
-        _decoded[response] = body
-    return body
+    if response not in _decoded:
+        _decoded[response] = msgspec.json.decode(response.content)
+    return _decoded[response]
 
 
-def forget_json(response: requests.Response) -> None:
-    """Drop a response's decoded body (about five times its raw size) until it is needed again."""
-    with _decoded_lock:
-        _decoded.pop(response, None)
+#: A body's shape without building its list items: an object decoded, a list left as raw items.
+_SHAPE = msgspec.json.Decoder(list[msgspec.Raw] | dict[str, t.Any])
+
+
+def json_shape(response: requests.Response) -> list[msgspec.Raw] | dict[str, t.Any]:
+    """The body checked as JSON, an object decoded (Matomo's error envelope is one), a list's items
+    left undecoded: a fraction of a full decode for a page of visits. ValueError when not JSON."""
+    return t.cast("list[msgspec.Raw] | dict[str, t.Any]", _SHAPE.decode(response.content))
 
 
 class MatomoStream(RESTStream):
@@ -154,7 +151,7 @@ class MatomoStream(RESTStream):
         status = response.status_code
         what = self._describe(response)
         try:
-            body = matomo_json(response)
+            body = json_shape(response)
         except ValueError as exc:
             msg = f"{what}: HTTP {status}, body is not JSON ({_excerpt(response) or 'empty body'})"
             if status == HTTPStatus.OK or _is_transient(status):

@@ -22,9 +22,10 @@ import typing as t
 from dataclasses import dataclass, replace
 from datetime import date, tzinfo
 
+import msgspec
 from singer_sdk.pagination import BaseAPIPaginator
 
-from tap_matomo.client import is_query_timeout, matomo_json
+from tap_matomo.client import is_query_timeout
 from tap_matomo.compat import override
 from tap_matomo.timezones import day_start
 
@@ -82,9 +83,9 @@ class VisitDayPaginator(BaseAPIPaginator[VisitPage]):
 
     @override
     def get_next(self, response: requests.Response) -> VisitPage | None:
-        visits = matomo_json(response)
+        body = visit_keys(response)
         page = self.current_value
-        if is_query_timeout(visits):  # the fetch let it through: the page can shrink
+        if is_query_timeout(body):  # the fetch let it through: the page can shrink
             smaller = page.smaller()
             if smaller is None:
                 msg = "a query timeout reached the paginator for a page that cannot shrink"
@@ -97,6 +98,7 @@ class VisitDayPaginator(BaseAPIPaginator[VisitPage]):
             if self.on_shrink:
                 self.on_shrink(smaller.limit)
             return smaller
+        visits = body if isinstance(body, list) else []  # another body: the reader reports it
         limit = page.limit
         overlap = min(limit - 1, max(1, limit // 10))
         second = page.min_timestamp + 1
@@ -104,20 +106,39 @@ class VisitDayPaginator(BaseAPIPaginator[VisitPage]):
             back = max(0, page.offset - (limit - overlap))
             return VisitPage(page.day, page.min_timestamp, limit, back, page.last_id if back else 0)
         if len(visits) >= limit > 0:
-            last = int(visits[-1]["lastActionTimestamp"])
+            last = int(visits[-1].lastActionTimestamp or 0)
             if last > second:
                 return VisitPage(page.day, last - 1, limit)
             # The whole page shares one second: step through it by offset.
-            read = max(int(v["idVisit"]) for v in visits)
+            read = max(int(v.idVisit) for v in visits)
             return VisitPage(
                 page.day, page.min_timestamp, limit, page.offset + limit - overlap, max(read, page.last_id)
             )
         return None  # a short page: the day is done
 
     @staticmethod
-    def _starts_with_a_seen_visit(visits: list[dict[str, t.Any]], second: int, last_id: int) -> bool:
+    def _starts_with_a_seen_visit(visits: list[VisitKey], second: int, last_id: int) -> bool:
         """Whether an offset page overlaps the previous one, as it does when no visit left the second."""
         if not visits:
             return False
         first = visits[0]
-        return int(first["lastActionTimestamp"]) == second and int(first["idVisit"]) <= last_id
+        return int(first.lastActionTimestamp or 0) == second and int(first.idVisit) <= last_id
+
+
+class VisitKey(msgspec.Struct):
+    """What paging needs of a visit; Matomo may write numbers as strings."""
+
+    idVisit: int | str
+    lastActionTimestamp: int | str | None = None
+
+
+_KEYS = msgspec.json.Decoder(list[VisitKey] | dict[str, t.Any])
+
+
+def visit_keys(response: requests.Response) -> list[VisitKey] | dict[str, t.Any]:
+    """A page's visits as paging needs them, decoded in a fraction of a full decode; Matomo's error
+    envelope as an object; an empty list for items that are not visits (the reader reports them)."""
+    try:
+        return t.cast("list[VisitKey] | dict[str, t.Any]", _KEYS.decode(response.content))
+    except msgspec.ValidationError:
+        return []

@@ -13,7 +13,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import BaseAPIPaginator
 
 from tap_matomo import clock, schemas, settings
-from tap_matomo.client import MatomoQueryTimeoutError, MatomoStream, error_message, forget_json, matomo_json
+from tap_matomo.client import MatomoQueryTimeoutError, MatomoStream, error_message, matomo_json
 from tap_matomo.coerce import integer, number, text
 from tap_matomo.compat import override
 from tap_matomo.day_fetch import fetch_pages
@@ -297,8 +297,7 @@ class VisitsActionsStream(SiteChildStream):
             send = self.request_decorator(self._page_sender(page))  # retried with backoff
             response = send(self.build_page_request(context, page), context)
             self.update_sync_costs(response.request, response, context)
-            paginator.advance(response)
-            forget_json(response)  # it waits for the reader as raw bytes; the reader decodes it again
+            paginator.advance(response)  # paging decodes only ids and times: the reader decodes the page
             emit(response)
 
     def _page_sender(

@@ -22,7 +22,9 @@
 {% endmacro %}
 
 
-{# Deletes the visits found gone (outcome 'deleted') from matomo, matomo_visits and their days from matomo_daily. #}
+{# Deletes the visits found gone (outcome 'deleted') from the raw table, matomo and matomo_visits, and their days
+   from matomo_daily. The raw rows go too: they hold the personal data, and an incremental run reading
+   recent loads again (reload_overlap_minutes) or a full refresh would bring the visits back. #}
 {% macro matomo_delete_gone_visits(log) %}
   {%- set matomo = ref('matomo') -%}
   {%- set visits = ref('matomo_visits') -%}
@@ -38,6 +40,7 @@
       and m.action_timestamp >= (select min(site_day) - interval '2 days' from matomo_gone_visits)
       and m.action_timestamp < (select max(site_day) + interval '3 days' from matomo_gone_visits);
   delete from {{ visits }} v using matomo_gone_visits g where v.idvisit = g.idvisit;
+  delete from {{ source('matomo_raw', 'visits_actions') }} r using matomo_gone_visits g where r.idvisit = g.idvisit;
   {% if daily is not none -%}
   -- matomo_daily recomputes these days right after (it reads matomo_reconcile_log).
   delete from {{ daily }} d using matomo_gone_visits g where d.idsite = g.idsite and d.site_day = g.site_day;

@@ -1,7 +1,7 @@
 -- What each reconcile run found, per site and site-local day it listed in full (one row per day
 -- and run). A visit the warehouse holds on such a day that the run did not load again is gone from
 -- Matomo: erased with the GDPR tools, or purged with its whole day (delete_logs_older_than).
---   outcome = 'deleted'    the gone visits are deleted from matomo, matomo_visits and matomo_daily
+--   outcome = 'deleted'    the gone visits are deleted from the raw table, matomo and matomo_visits
 --                          (post-hooks below; matomo_daily then recomputes the day);
 --             'reported'   Matomo listed no visit at all on the day while the warehouse holds some:
 --                          a purge, kept (the warehouse is often the long-term store) unless
