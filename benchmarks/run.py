@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing as t
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
@@ -291,21 +292,7 @@ def profiles(tmp: Path) -> dict[str, list[str]]:
     try:
         messages = tmp / "messages.jsonl"
         with messages.open("w") as sink:
-            subprocess.run(
-                [
-                    str(TAP_BIN / "python"),
-                    "-m",
-                    "cProfile",
-                    "-o",
-                    str(tmp / "tap.prof"),
-                    str(TAP_BIN / "tap-matomo"),
-                    "--config",
-                    str(config),
-                ],
-                stdout=sink,
-                stderr=subprocess.DEVNULL,
-                check=True,
-            )
+            _profiled(TAP_BIN, "tap-matomo", config, tmp / "tap.prof", stdout=sink)
     finally:
         sim.stop()
     out["tap-matomo"] = _top(tmp / "tap.prof")
@@ -326,26 +313,18 @@ def profiles(tmp: Path) -> dict[str, list[str]]:
             )
         )
         with messages.open() as source:
-            subprocess.run(
-                [
-                    str(LOADER_BIN / "python"),
-                    "-m",
-                    "cProfile",
-                    "-o",
-                    str(tmp / "target.prof"),
-                    str(LOADER_BIN / "target-postgres-matomo"),
-                    "--config",
-                    str(target),
-                ],
-                stdin=source,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                check=True,
-            )
+            _profiled(LOADER_BIN, "target-postgres-matomo", target, tmp / "target.prof", stdin=source)
     finally:
         server.stop()
     out["target-postgres-matomo"] = _top(tmp / "target.prof")
     return out
+
+
+def _profiled(venv_bin: Path, command: str, config: Path, output: Path, **streams: t.Any) -> None:
+    """Run a plugin's command under cProfile, its profile written to `output`."""
+    arguments = ["-m", "cProfile", "-o", str(output), str(venv_bin / command), "--config", str(config)]
+    streams.setdefault("stdout", subprocess.DEVNULL)
+    subprocess.run([str(venv_bin / "python"), *arguments], stderr=subprocess.DEVNULL, check=True, **streams)
 
 
 def _top(path: Path, count: int = 10) -> list[str]:

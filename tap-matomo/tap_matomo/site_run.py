@@ -69,7 +69,7 @@ class SiteRun:
         """Matomo timed out on a larger page: days that start later ask for `limit` visits."""
         self.page_limit = min(self.page_limit, limit)
 
-    def records_of_page(self, visits: list[t.Any], day: date) -> t.Iterator[dict[str, t.Any]]:
+    def records_of_page(self, visits: t.Iterable[t.Any], day: date) -> t.Iterator[dict[str, t.Any]]:
         """The records of the visits of a page of `day`'s listing that this run has not emitted yet."""
         seen = self._seen.setdefault(day, set())
         before = self._seen.get(day - _ONE_DAY, set())
@@ -88,10 +88,13 @@ class SiteRun:
             last_action = integer(visit.get("lastActionTimestamp")) or 0
             seen.add(idvisit)
             mapped = map_visit(visit, self.tz, self.site, include_ip=self.include_ip)
-            digest = visit_digest((mapped.shared, mapped.actions))
-            if self.recent_visits.unchanged(idvisit, digest):
-                self.visits_unchanged += 1
-                continue
+            # The digest serves to skip a visit read before, and to remember one the next run reads again.
+            digest = None
+            if idvisit in self.recent_visits.entries or last_action >= self._horizon():
+                digest = visit_digest((mapped.shared, mapped.actions))
+                if self.recent_visits.unchanged(idvisit, digest):
+                    self.visits_unchanged += 1
+                    continue
             if visit.get("truncatedActionsCount"):
                 self.logger.warning(
                     "%s: visit %s was cut by Matomo (%s actions not returned, see "
@@ -102,7 +105,7 @@ class SiteRun:
                 )
             yield from mapped.records()
             self.max_last_action = max(self.max_last_action, last_action)
-            if last_action >= self._horizon():  # an older one would not be kept for the next run anyway
+            if digest is not None and last_action >= self._horizon():  # older: not kept for the next run
                 self.recent_visits.remember(idvisit, last_action, digest)
             self.visits_emitted += 1
             self.actions_emitted += len(mapped.actions)
