@@ -6,8 +6,8 @@ that asks for one page after another spends its time waiting. Days are independe
 paged at once, each in its own thread, and the reader takes pages in the order they arrive: each
 day's pages in their order, followed by a `None` that says the day is done. Handing days over
 strictly one after another would need the days ahead buffered whole while the first is read,
-that is memory growing with the size of a day; here at most `parallel * PAGES_AHEAD` pages wait
-for the reader, whatever the size of a day. What a site's run emits (site_run.py drops a visit
+that is memory growing with the size of a day; here at most PAGES_AHEAD pages per day in flight
+wait for the reader, whatever the size of a day. What a site's run emits (site_run.py drops a visit
 listed on two days) and its bookmark (set once the site's last day is done) do not depend on
 the order in which pages arrive.
 """
@@ -50,7 +50,8 @@ def fetch_pages(
     a worker thread. A failure in a worker is raised to the reader, and the other days stop.
     """
     stop = threading.Event()
-    arrived: queue.Queue[tuple[date, object]] = queue.Queue(maxsize=parallel * PAGES_AHEAD)
+    in_flight = max(1, min(parallel, len(days)))  # a one-day window has one day in flight, whatever `parallel`
+    arrived: queue.Queue[tuple[date, object]] = queue.Queue(maxsize=in_flight * PAGES_AHEAD)
 
     def put(day: date, item: object) -> None:
         while not stop.is_set():
