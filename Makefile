@@ -13,13 +13,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-PACKAGES := tap-matomo matomo-simulator pg-url target-postgres-matomo
+# The project's packages in the dev venv; the loader (target-postgres-matomo/) lives only in its plugin
+# venv (meltano.yml), whose pins (target-postgres' psycopg) differ from the dev tools'.
+PACKAGES := tap-matomo matomo-simulator pg-url
+PLUGIN_PACKAGES := $(PACKAGES) target-postgres-matomo
 
 $(STAMP): $(BIN)/python requirements-dev.txt $(PACKAGES:%=%/pyproject.toml)
 	$(BIN)/pip install --quiet -r requirements-dev.txt $(PACKAGES:%=-e ./%)
 	touch $(STAMP)
 
-$(PLUGINS_STAMP): $(STAMP) meltano.yml $(wildcard plugins/*/*.lock) $(PACKAGES:%=%/pyproject.toml)
+$(PLUGINS_STAMP): $(STAMP) meltano.yml $(wildcard plugins/*/*.lock) $(PLUGIN_PACKAGES:%=%/pyproject.toml)
 	$(BIN)/meltano install
 	touch $(PLUGINS_STAMP)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -12,8 +11,9 @@ from matomo_simulator import MatomoSimulator
 from psycopg import sql
 
 from tests.helpers import run_tap
+from tests.pipeline import ROOT
 
-LOADER = str(Path(sys.executable).parent / "target-postgres-matomo")
+LOADER = str(ROOT / ".meltano/loaders/target-postgres/venv/bin/target-postgres-matomo")  # meltano install
 SDC = ("_sdc_extracted_at", "_sdc_received_at", "_sdc_batched_at", "_sdc_sequence", "_sdc_sync_started_at")
 
 
