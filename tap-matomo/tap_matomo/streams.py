@@ -392,6 +392,7 @@ class VisitsSummaryStream(SiteChildStream):
     primary_keys = ("idsite", "site_day")
     schema = schemas.VISITS_SUMMARY
     ledger: DayLedger
+    _days: list[date]  # the site's days read by this run, set per site before any request
 
     @override
     def get_new_paginator(self) -> DayListPaginator:
@@ -422,8 +423,6 @@ class VisitsSummaryStream(SiteChildStream):
             "nb_uniq_visitors": integer(totals.get("nb_uniq_visitors")),
             "fetched_at": clock.utc_now().isoformat(),
         }
-
-    _days: list[date] = []
 
 
 class DayListPaginator(BaseAPIPaginator[date]):
