@@ -222,7 +222,9 @@ def test_extra_indexes_destination_table_and_docs(pipeline: Meltano, database: s
     assert docs.returncode == 0, docs.stdout[-3000:]
 
 
-def test_two_runs_at_once_do_not_race_on_partitions(pipeline: Meltano, database: str) -> None:
+def test_two_dbt_runs_at_once_queue(pipeline: Meltano, database: str) -> None:
+    """Two whole-project runs started together (`--select matomo` is the project): the second waits
+    for the first (dbt-pgurl's lock), so neither swaps views or creates partitions under the other."""
     with psycopg.connect(database) as conn:
         conn.execute("DROP TABLE matomo CASCADE")
     first = pipeline.popen("invoke", "dbt-postgres", "run", "--select", "matomo")
