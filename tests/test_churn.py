@@ -8,6 +8,7 @@ test can tell the difference.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,9 +19,9 @@ from matomo_simulator import MatomoSimulator, World
 from tests.helpers import TOKEN, latest_versions, run_tap
 
 
-def _busy_world() -> World:
+def _busy_world(timezone: str = "UTC") -> World:
     world = World(seed=21)
-    world.sites = {1: world.sites[1]}
+    world.sites = {1: replace(world.sites[1], timezone=timezone)}
     now = datetime.now(UTC)
     world.generate(now - timedelta(hours=30), now - timedelta(minutes=2), visits_per_day=300)
     return world
@@ -46,8 +47,23 @@ class Churn:
             self.grown.add(visit.idvisit)
 
 
-def test_no_visit_lost_or_repeated_while_the_site_changes_under_paging(tmp_path: Path) -> None:
-    world = _busy_world()
+def _just_after_midnight() -> str:
+    """A Matomo offset timezone (`UTC+10`) whose local time is now between 00:00 and 01:00."""
+    hour = datetime.now(UTC).hour
+    return f"UTC{-hour if hour <= 11 else 24 - hour:+d}"
+
+
+@pytest.mark.parametrize(
+    "timezone",
+    [
+        "UTC",
+        # Visits of the evening before get hits after midnight (create_new_visit_after_midnight=0):
+        # they move from an earlier day into the last one while both are read at once.
+        _just_after_midnight(),
+    ],
+)
+def test_no_visit_lost_or_repeated_while_the_site_changes_under_paging(tmp_path: Path, timezone: str) -> None:
+    world = _busy_world(timezone)
     before = set(world.visits)
     churn = Churn(world)
     config = {

@@ -18,27 +18,39 @@ DAYS = [date(2031, 3, 1) + timedelta(days=n) for n in range(9)]
 class Recorder:
     """A fake day fetch: `pages` pages per day, noting how many days run at once and pages waiting."""
 
-    def __init__(self, pages: int = 5, fail_on: date | None = None) -> None:
+    def __init__(self, pages: int = 5, fail_on: date | None = None, slow: dict[date, float] | None = None) -> None:
         self.pages = pages
         self.fail_on = fail_on
+        self.slow = slow or {}  # seconds per page of some days
         self.lock = threading.Lock()
         self.running = 0
         self.most_running = 0
         self.emitted = 0
+        self.waited: list[date] = []  # the days told to read again what moved into them
+        self.done: list[date] = []
+        self.done_when_waited: set[date] = set()
 
-    def __call__(self, day: date, emit: t.Callable[[tuple[date, int]], None]) -> None:
+    def __call__(
+        self, day: date, emit: t.Callable[[tuple[date, int]], None], wait_for_earlier_days: t.Callable[[], bool]
+    ) -> None:
         with self.lock:
             self.running += 1
             self.most_running = max(self.most_running, self.running)
         try:
             for n in range(self.pages):
-                time.sleep(0.002)
+                time.sleep(self.slow.get(day, 0.002))
                 if day == self.fail_on and n == 2:
                     msg = f"Matomo failed on {day}"
                     raise RuntimeError(msg)
                 emit((day, n))
                 with self.lock:
                     self.emitted += 1
+            if wait_for_earlier_days():
+                with self.lock:
+                    self.waited.append(day)
+                    self.done_when_waited = set(self.done)
+            with self.lock:
+                self.done.append(day)
         finally:
             with self.lock:
                 self.running -= 1
@@ -60,6 +72,17 @@ def test_every_page_comes_each_day_in_order_then_its_end(parallel: int) -> None:
     assert recorder.most_running == parallel
     if parallel == 1:
         assert ended == DAYS  # one at a time: in order
+        assert recorder.waited == []  # the last day started after the others: nothing moved in unseen
+
+
+def test_the_last_day_read_with_earlier_days_waits_for_them_then_reads_again() -> None:
+    """A visit moving into the last day (a new hit) while an earlier day is read is not missed by both."""
+    recorder = Recorder(slow={DAYS[0]: 0.03})  # the first day is still read when the others are done
+    ended = [day for day, page in fetch_pages(DAYS, recorder, 4) if page is None]
+    assert recorder.waited == [DAYS[-1]]
+    assert recorder.done_when_waited == set(DAYS[:-1])  # it waited for every earlier day
+    assert ended[-1] == DAYS[-1]
+    assert sorted(ended) == DAYS
 
 
 def test_pages_waiting_for_the_reader_are_capped() -> None:

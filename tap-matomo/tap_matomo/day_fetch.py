@@ -10,6 +10,15 @@ that is memory growing with the size of a day; here at most PAGES_AHEAD pages pe
 wait for the reader, whatever the size of a day. What a site's run emits (site_run.py drops a visit
 listed on two days) and its bookmark (set once the site's last day is done) do not depend on
 the order in which pages arrive.
+
+One order matters: a visit that gets a new hit moves to the end of the list, into the window's
+last day (today, where hits arrive; with `create_new_visit_after_midnight=0` a visit of yesterday
+can cross midnight). Read one day after another, that day comes last and finds it. Read at once,
+the visit can leave an earlier day before that day's pages reach it and join the last day where
+its pages have passed (a second read by offset, where a lower idvisit sorts first): it would be in
+neither. So the last day, when it started before the earlier days were done, waits for them
+(`wait_for_earlier_days`) and then reads again the visits whose last action is after the run
+began: every visit that moved meanwhile is among them.
 """
 
 from __future__ import annotations
@@ -19,9 +28,7 @@ import threading
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-
-if t.TYPE_CHECKING:
-    from datetime import date
+from datetime import date
 
 _T = t.TypeVar("_T")
 
@@ -39,17 +46,25 @@ class _Failed:
     error: BaseException
 
 
-def fetch_pages(
-    days: t.Sequence[date],
-    fetch_day: t.Callable[[date, t.Callable[[_T], None]], None],
-    parallel: int,
-) -> t.Iterator[tuple[date, _T | None]]:
+#: fetch_day(day, emit, wait_for_earlier_days): pages through one day, calling emit(page) for each.
+DayFetch = t.Callable[[date, t.Callable[[_T], None], t.Callable[[], bool]], None]
+
+
+def fetch_pages(days: t.Sequence[date], fetch_day: DayFetch[_T], parallel: int) -> t.Iterator[tuple[date, _T | None]]:
     """(day, page) as pages arrive, each day's in order, then (day, None) once the day is done.
 
-    `fetch_day(day, emit)` pages through one day and calls `emit(page)` for each page; it runs in
-    a worker thread. A failure in a worker is raised to the reader, and the other days stop.
+    `fetch_day(day, emit, wait_for_earlier_days)` pages through one day and calls `emit(page)` for
+    each page; it runs in a worker thread. Once through, it calls `wait_for_earlier_days()`: for the
+    window's last day, when it started before every earlier day was done, this waits for them and is
+    True (then the day reads again what moved into it); otherwise it is False at once. A failure in
+    a worker is raised to the reader, and the other days stop.
     """
     stop = threading.Event()
+    earlier_done = threading.Event()  # every day but the last one is fetched
+    earlier_left = [len(days) - 1]
+    lock = threading.Lock()
+    if len(days) <= 1:
+        earlier_done.set()
     in_flight = max(1, min(parallel, len(days)))  # a one-day window has one day in flight, whatever `parallel`
     arrived: queue.Queue[tuple[date, object]] = queue.Queue(maxsize=in_flight * PAGES_AHEAD)
 
@@ -62,9 +77,23 @@ def fetch_pages(
             return
         raise _Stopped
 
+    def wait_for_earlier_days(overlapped: bool) -> bool:
+        if not overlapped:
+            return False
+        while not earlier_done.wait(_POLL_SECONDS):
+            if stop.is_set():
+                raise _Stopped
+        return True
+
     def work(day: date) -> None:
+        overlapped = day == days[-1] and not earlier_done.is_set()  # earlier days still read as it starts
         try:
-            fetch_day(day, lambda page: put(day, page))
+            fetch_day(day, lambda page: put(day, page), lambda: wait_for_earlier_days(overlapped))
+            if day != days[-1]:
+                with lock:
+                    earlier_left[0] -= 1
+                    if not earlier_left[0]:
+                        earlier_done.set()
             put(day, None)
         except _Stopped:
             return

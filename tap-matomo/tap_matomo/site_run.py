@@ -65,6 +65,13 @@ class SiteRun:
         """Where reading a day starts, at the page size the run has now."""
         return first_page(day, self.tz, self.lower_bound, self.page_limit)
 
+    def moved_in_page(self, day: date) -> VisitPage:
+        """Where reading `day` again starts: the visits whose last action is after the run began (with
+        a margin for clocks), which holds every visit that got a hit, and so moved, during the run."""
+        return first_page(
+            day, self.tz, max(self.lower_bound, self.started_at - _HORIZON_SLACK_SECONDS), self.page_limit
+        )
+
     def shrink_pages(self, limit: int) -> None:
         """Matomo timed out on a larger page: days that start later ask for `limit` visits."""
         self.page_limit = min(self.page_limit, limit)

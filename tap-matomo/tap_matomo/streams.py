@@ -306,10 +306,26 @@ class VisitsActionsStream(SiteChildStream):
         for visit in body:
             yield msgspec.json.decode(visit)
 
-    def _fetch_day(self, context: Context | None, day: date, emit: t.Callable[[requests.Response], None]) -> None:
-        """Page through one day (in a worker thread), handing each answer to `emit`."""
+    def _fetch_day(
+        self,
+        context: Context | None,
+        day: date,
+        emit: t.Callable[[requests.Response], None],
+        wait_for_earlier_days: t.Callable[[], bool],
+    ) -> None:
+        """Page through one day (in a worker thread), handing each answer to `emit`; the window's last
+        day, read while earlier days were, then reads the visits that moved into it (day_fetch.py)."""
         run = self._require_run()
-        paginator = VisitDayPaginator(run.first_page(day), on_shrink=run.shrink_pages, logger=self.logger)
+        self._fetch_pages_from(context, run.first_page(day), emit)
+        if wait_for_earlier_days():
+            self._fetch_pages_from(context, run.moved_in_page(day), emit)
+
+    def _fetch_pages_from(
+        self, context: Context | None, first: VisitPage, emit: t.Callable[[requests.Response], None]
+    ) -> None:
+        """Page through a day from `first` to its end."""
+        run = self._require_run()
+        paginator = VisitDayPaginator(first, on_shrink=run.shrink_pages, logger=self.logger)
         while not paginator.finished:
             page = paginator.current_value
             send = self.request_decorator(self._page_sender(page))  # retried with backoff
