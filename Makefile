@@ -15,7 +15,7 @@ $(BIN)/python:
 
 # The project's packages in the dev venv; the loader (target-postgres-matomo/) lives only in its plugin
 # venv (meltano.yml), whose pins (target-postgres' psycopg) differ from the dev tools'.
-PACKAGES := tap-matomo matomo-simulator pg-url
+PACKAGES := tap-matomo matomo-simulator pg-url orchestrate
 PLUGIN_PACKAGES := $(PACKAGES) target-postgres-matomo
 
 $(STAMP): $(BIN)/python requirements-dev.txt $(PACKAGES:%=%/pyproject.toml)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = str(Path(sys.executable).parent / "meltano")
@@ -75,6 +76,12 @@ def small_batches(folder: Path, rows: int) -> dict[str, str]:
     """Environment for BATCH files of `rows` records (the project's default is 10,000), so a run commits often."""
     config = {"encoding": {"format": "jsonl-plain"}, "storage": {"root": folder.as_uri()}, "batch_size": rows}
     return {"TAP_MATOMO_BATCH_CONFIG": json.dumps(config)}
+
+
+def query(database: str, statement: str | sql.Composable, *params: object) -> list[tuple]:
+    """The rows of one statement on a test database."""
+    with psycopg.connect(database) as conn:
+        return conn.execute(statement, params).fetchall()
 
 
 def raw_actions(database_url: str) -> list[tuple]:

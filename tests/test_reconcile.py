@@ -12,20 +12,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 from matomo_simulator import Fault, MatomoSimulator, World
 
 from tests.conftest import TOKENS, project_meltano
-from tests.pipeline import Meltano
+from tests.pipeline import Meltano, query
 
 JOB = ("run", "matomo-to-postgres")
 RECONCILE = ("run", "matomo-reconcile")
 DAYS = 4
-
-
-def query(database: str, statement: str, *params: object) -> list[tuple]:
-    with psycopg.connect(database) as conn:
-        return conn.execute(statement, params).fetchall()
 
 
 def visit_ids(database: str, table: str) -> set[int]:

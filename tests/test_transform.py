@@ -17,7 +17,7 @@ from psycopg import sql
 from devenv.postgres import LocalPostgres
 from tests.conftest import LoadedProject, new_database
 from tests.helpers import TOKEN
-from tests.pipeline import ROOT, Meltano
+from tests.pipeline import ROOT, Meltano, query
 
 JOB = ("run", "matomo-to-postgres")
 NODE_INDEXES = 16  # the Node tool's set (see data-contract.md)
@@ -52,11 +52,6 @@ def pipeline(meltano: Meltano, loaded: LoadedProject, tmp_path: Path) -> Meltano
     loaded.copy_state_to(tmp_path / "meltano.db")
     meltano.env |= START
     return meltano
-
-
-def query(database: str, statement: str | sql.Composable, *params: object) -> list[tuple]:
-    with psycopg.connect(database) as conn:
-        return conn.execute(statement, params).fetchall()
 
 
 def snapshot(database: str) -> list[tuple]:

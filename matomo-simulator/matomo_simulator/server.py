@@ -49,12 +49,14 @@ class Fault:
     `slow` (answers after `delay` s), `reset` (closes the connection), `truncated` (half a
     JSON body), `html` (200 with a web page), `empty` (200, no body), `query_timeout`
     (Matomo's "Could not run the query in time" envelope), `envelope` (any error `message`),
-    `mangle` (the normal answer passed through `transform` first).
+    `mangle` (the normal answer passed through `transform` first). With `idsite`, only requests
+    for that site match (a site whose database shard is down, say).
     """
 
     kind: str
     times: int = 1
     method: str | None = "Live.getLastVisitsDetails"
+    idsite: int | None = None
     status: int = 500
     delay: float = 0.0
     retry_after: int = 1
@@ -128,9 +130,11 @@ class MatomoSimulator:
     def live_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.params.get("method") == "Live.getLastVisitsDetails"]
 
-    def take_fault(self, method: str) -> Fault | None:
+    def take_fault(self, method: str, idsite: str | None = None) -> Fault | None:
         with self._lock:
             for fault in self.faults:
+                if fault.idsite is not None and str(fault.idsite) != idsite:
+                    continue
                 if fault.method in (None, method) and fault.times > 0:
                     fault.times -= 1
                     if fault.times == 0:
@@ -306,7 +310,7 @@ def _handler_for(sim: MatomoSimulator) -> type[BaseHTTPRequestHandler]:
                 sim.token_in_url = True
                 self._json(401, {"result": "error", "message": BAD_TOKEN})
                 return
-            fault = sim.take_fault(method)
+            fault = sim.take_fault(method, params.get("idSite"))
             if fault and self._apply(fault):
                 return
             if method == "Live.getLastVisitsDetails":

@@ -217,12 +217,13 @@ class MatomoStream(RESTStream):
 
     @override
     def backoff_handler(self, details: Details) -> None:
+        error = details.get("exception")
         self.log(
             "Retrying in %.1f s (try %d of %d): %s",
             details.get("wait", 0),
             details.get("tries", 0),
             self.backoff_max_tries(),
-            _safe_error(details.get("exception")),
+            _safe_error(error if isinstance(error, BaseException) else None),
             level=logging.WARNING,
         )
 

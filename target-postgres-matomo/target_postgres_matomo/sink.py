@@ -44,8 +44,27 @@ def local_path(url: str) -> Path:
     return Path(unquote(parts.path))
 
 
+#: Loaders of one database create and alter its tables one at a time (advisory lock key).
+DDL_LOCK_KEY = "tap-matomo loader ddl"
+
+
 class MatomoPostgresSink(PostgresSink):
-    """PostgresSink with a tuple COPY and tap-matomo's BATCH files."""
+    """PostgresSink with a tuple COPY, tap-matomo's BATCH files, and table set-up one loader at a time."""
+
+    @override
+    def setup(self) -> None:
+        """Upstream's schema and table set-up, under a lock: shards loading at once into one database
+        (orchestrate/) would otherwise race on creating or altering the same table (upstream checks,
+        then creates)."""
+        engine = self.connector.create_engine()
+        try:
+            with engine.begin() as connection:
+                connection.execute(
+                    sqlalchemy.text("select pg_advisory_xact_lock(hashtext(:key))"), {"key": DDL_LOCK_KEY}
+                )
+                super().setup()
+        finally:
+            engine.dispose()
 
     @override
     def bulk_insert_records(

@@ -1,0 +1,76 @@
+"""Per-site bookmarks moved between the shards' Meltano states when the shards change.
+
+The tap keeps one state partition per site (context `idsite`) in each stream's bookmark: the
+site's bookmark and the digests of its recent visits. A shard's state is that of the sites it
+extracts; when a site changes shard (a new shard count, edited lists, or the move from one
+unsharded job to shards), its partition must follow it, or the new shard would extract the site
+again from `start_date`. Here: given every state and the plan, each shard's new state, holding
+for each of its sites the most advanced partition found in any state.
+"""
+
+from __future__ import annotations
+
+import copy
+import typing as t
+from datetime import UTC, datetime
+
+State = dict[str, t.Any]
+_OLDEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _partitions(state: State) -> t.Iterator[tuple[str, int, dict[str, t.Any]]]:
+    """(stream, idsite, partition) of every per-site partition in a Meltano state."""
+    bookmarks = state.get("singer_state", {}).get("bookmarks", {})
+    for stream, bookmark in bookmarks.items():
+        for partition in bookmark.get("partitions", []):
+            idsite = partition.get("context", {}).get("idsite")
+            if isinstance(idsite, int):
+                yield stream, idsite, partition
+
+
+def _progress(partition: dict[str, t.Any]) -> datetime:
+    """A partition's bookmark as an instant (the tap writes UTC ISO 8601); none is the oldest."""
+    try:
+        moment = datetime.fromisoformat(str(partition["replication_key_value"]))
+    except (KeyError, ValueError):
+        return _OLDEST
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def most_advanced(states: t.Mapping[str, State]) -> dict[tuple[str, int], dict[str, t.Any]]:
+    """For each (stream, site), the partition with the latest bookmark among all the states."""
+    best: dict[tuple[str, int], dict[str, t.Any]] = {}
+    for state in states.values():
+        for stream, idsite, partition in _partitions(state):
+            key = (stream, idsite)
+            if key not in best or _progress(partition) > _progress(best[key]):
+                best[key] = partition
+    return best
+
+
+def resharded(states: t.Mapping[str, State], plan: t.Mapping[str, t.Sequence[int]]) -> dict[str, State]:
+    """The new state of each plan state id whose partitions change; the others are left out.
+
+    `states`: every state that may hold a site's partition (all shard ids, the unsharded id);
+    `plan`: state id -> its sites. A shard keeps its own stream-level keys; its partitions become
+    those of its sites, the most advanced copy of each; sites of no state start afresh.
+    """
+    best = most_advanced(states)
+    changed: dict[str, State] = {}
+    for state_id, sites in plan.items():
+        current = states.get(state_id, {})
+        new = copy.deepcopy(current) if current else {"singer_state": {"bookmarks": {}}}
+        bookmarks = new.setdefault("singer_state", {}).setdefault("bookmarks", {})
+        wanted = set(sites)
+        streams = {stream for stream, _ in best} | set(bookmarks)
+        for stream in sorted(streams):
+            partitions = [copy.deepcopy(best[stream, site]) for site in sorted(wanted) if (stream, site) in best]
+            bookmark = bookmarks.get(stream)
+            if bookmark is None and not partitions:
+                continue
+            bookmark = bookmarks.setdefault(stream, {})
+            if "partitions" in bookmark or partitions:
+                bookmark["partitions"] = partitions
+        if new != current and (current or any(_partitions(new))):
+            changed[state_id] = new
+    return changed

@@ -1,0 +1,274 @@
+"""Dagster runs the project in shards: 3 shards over 6 sites at once, retries, cycles, resharding, kill -9.
+
+Real Dagster (multiprocess executor, a test instance with a concurrency pool), real Meltano runs
+and dbt, a real PostgreSQL; the simulator is the only fake.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import time
+import typing as t
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from matomo_orchestrate import definitions
+from matomo_orchestrate.meltano import MeltanoProject
+from matomo_orchestrate.shards import ShardPlan, shard_of
+from matomo_orchestrate.state_moves import resharded
+from matomo_simulator import MatomoSimulator, World
+from matomo_simulator.server import Fault
+
+from devenv.postgres import LocalPostgres
+from tests.conftest import TOKENS, new_database
+from tests.helpers import TOKEN
+from tests.pipeline import ROOT, query
+
+SITES = [1, 2, 3, 4, 5, 6]
+STATE_BASE = "dev:tap-matomo-to-target-postgres"
+
+
+def six_site_world() -> World:
+    world = World(seed=12, max_actions_per_visit=30)
+    extra = [replace(world.sites[n], idsite=n + 4, name=f"Copy of {n}") for n in (1, 2)]
+    world.sites |= {site.idsite: site for site in extra}
+    now = datetime.now(UTC)
+    world.generate(now - timedelta(hours=30), now - timedelta(minutes=1), visits_per_day=30)
+    return world
+
+
+@pytest.fixture
+def project(postgres: LocalPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MatomoSimulator]:
+    """The simulator with 6 sites and the code location's environment: its warehouse, Meltano state, run dirs."""
+    with new_database(postgres) as database, MatomoSimulator(six_site_world(), TOKENS) as sim:
+        sim.live_latency = 0.02
+        env = {
+            "MATOMO_URL": sim.url,
+            "MATOMO_KEY": TOKEN,
+            "PGDATABASE": database,
+            "STARTDATE": (datetime.now(UTC) - timedelta(days=2)).date().isoformat(),
+            "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+            "MATOMO_SHARD_RUN_DIR": str(tmp_path / "shards"),
+            "DBT_TARGET_PATH": str(tmp_path / "dbt-target"),
+            "DBT_LOG_PATH": str(tmp_path / "dbt-logs"),
+            "TAP_MATOMO_RETRY_BACKOFF_MS": "50",
+            "MATOMO_SHARD_RETRY_DELAY": "0.5",
+            "MATOMO_SHARDS": "3",
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        yield sim
+
+
+def hourly_job_after_resharding() -> dg.JobDefinition:
+    """The hourly job loaded again (a code location reloaded after MATOMO_SHARDS changed): Dagster
+    keeps a job it has loaded in this process, so a changed shard count needs another loader."""
+    return definitions.cycle_job(definitions.HOURLY)
+
+
+def run_cycle(
+    pool_limit: int = 3, job: t.Callable[[], dg.JobDefinition] = definitions.hourly_job
+) -> dg.JobExecutionResult:
+    """One run of the hourly job, out of process as in a deployment, with the server's pool at `pool_limit`."""
+    with dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": pool_limit}}}) as instance:
+        result = dg.execute_job(dg.reconstructable(job), instance=instance)
+        result.events = list(instance.all_logs(result.run_id))  # type: ignore[attr-defined]
+        return result
+
+
+def step_times(result: dg.JobExecutionResult, prefix: str) -> dict[str, list[tuple[str, float]]]:
+    """Per step of the shard ops: its (event, timestamp) of starts, retries, successes and failures."""
+    kinds = {"STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY", "STEP_RESTARTED"}
+    steps: dict[str, list[tuple[str, float]]] = {}
+    for record in result.events:  # type: ignore[attr-defined]
+        event = record.dagster_event
+        if event and event.step_key and event.step_key.startswith(prefix) and event.event_type_value in kinds:
+            steps.setdefault(event.step_key, []).append((event.event_type_value, record.timestamp))
+    return steps
+
+
+def assert_exactly_the_truth(sim: MatomoSimulator) -> None:
+    """Every action of the simulator's truth in the raw table and once in `matomo`, nothing else there."""
+    database = os.environ["PGDATABASE"]
+    truth = set(sim.world.truth())
+    raw = {r[0] for r in query(database, "SELECT action_id FROM matomo_raw.visits_actions")}
+    assert truth <= raw, f"{len(truth - raw)} actions missing from the raw table"
+    total, distinct = query(database, "SELECT count(*), count(DISTINCT action_id) FROM matomo")[0]
+    assert total == distinct, "an action twice in matomo"
+    assert total == len(truth)
+
+
+def shard_states(meltano: MeltanoProject) -> dict[str, dict[int, str]]:
+    """state id -> {site: bookmark}."""
+    states = {}
+    for state_id in meltano.state_ids(f"{STATE_BASE}*"):
+        partitions = meltano.get_state(state_id)["singer_state"]["bookmarks"]["visits_actions"]["partitions"]
+        states[state_id] = {p["context"]["idsite"]: p["replication_key_value"] for p in partitions}
+    return states
+
+
+def live_floor(sim: MatomoSimulator, since: int) -> dict[int, int]:
+    """Per site, the lowest minTimestamp the Live requests from request `since` on asked for."""
+    floors: dict[int, int] = {}
+    for request in sim.live_requests()[since:]:
+        site = int(request.params["idSite"])
+        floors[site] = min(floors.get(site, 2**62), int(request.params.get("minTimestamp", 0)))
+    return floors
+
+
+def test_three_shards_at_once_then_incremental_then_two_shards_keep_every_bookmark(project: MatomoSimulator) -> None:
+    sim = project
+    meltano = MeltanoProject()
+    started = time.monotonic()
+    first = run_cycle()
+    assert first.success
+    first_wall = time.monotonic() - started
+
+    assert_exactly_the_truth(sim)
+    shards = step_times(first, "matomo_hourly_shard_")
+    assert len(shards) == 3
+    starts = [t for events in shards.values() for kind, t in events if kind == "STEP_START"]
+    ends = [t for events in shards.values() for kind, t in events if kind == "STEP_SUCCESS"]
+    assert max(starts) < min(ends), "the three shards ran at the same time"
+    states = shard_states(meltano)
+    expected = ShardPlan(3).assign(SITES)
+    assert {s: sorted(b) for s, b in states.items()} == {f"{STATE_BASE}:{k}": v for k, v in expected.items()}
+
+    # Second cycle: new visits; each shard reads from its sites' bookmarks only.
+    now = int(time.time())
+    for site in SITES:
+        sim.world.add_visit(site, now - 5, n_actions=2)
+    since = len(sim.live_requests())
+    second = run_cycle()
+    assert second.success
+    assert_exactly_the_truth(sim)
+    floors = live_floor(sim, since)
+    bookmarks = {site: value for sites in states.values() for site, value in sites.items()}
+    for site, floor in floors.items():
+        bookmark = datetime.fromisoformat(bookmarks[site]).timestamp()
+        assert floor >= bookmark - 2 * 3600, f"site {site} read again from {floor}, its bookmark is {bookmark}"
+
+    # Reshard 3 -> 2: every site's bookmark follows it; no site is read from its start date again.
+    os.environ["MATOMO_SHARDS"] = "2"
+    states = shard_states(meltano)
+    bookmarks = {site: value for sites in states.values() for site, value in sites.items()}
+    since = len(sim.live_requests())
+    third = run_cycle(job=hourly_job_after_resharding)
+    assert third.success
+    floors = live_floor(sim, since)
+    assert sorted(floors) == SITES
+    for site, floor in floors.items():
+        bookmark = datetime.fromisoformat(bookmarks[site]).timestamp()
+        assert floor >= bookmark - 2 * 3600, f"site {site} read again from {floor} after resharding"
+    after = shard_states(meltano)
+    for name, sites in ShardPlan(2).assign(SITES).items():
+        assert sorted(after[f"{STATE_BASE}:{name}"]) == sites
+    assert all(not sites for state_id, sites in after.items() if state_id.endswith("shard_2"))
+    assert_exactly_the_truth(sim)
+    print(f"first cycle, 3 shards: {first_wall:.1f} s")
+
+
+def test_a_failing_shard_is_retried_alone(project: MatomoSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    sim = project
+    monkeypatch.setenv("TAP_MATOMO_MAX_PARALLEL_REQUESTS", "1")  # one request at a time: 6 tries, then the run fails
+    failing_site = 4
+    failing_shard = f"matomo_hourly_shard_{shard_of(failing_site, 3)}"
+    sim.inject(Fault("status", times=7, status=503, idsite=failing_site))  # more than the tap's 5 retries
+    result = run_cycle()
+    assert result.success
+    shards = step_times(result, "matomo_hourly_shard_")
+    retried = {step for step, events in shards.items() if any(kind == "STEP_UP_FOR_RETRY" for kind, _ in events)}
+    assert retried == {failing_shard}
+    for step, events in shards.items():
+        starts = [kind for kind, _ in events if kind in ("STEP_START", "STEP_RESTARTED")]
+        assert len(starts) == (2 if step == failing_shard else 1), (step, events)
+    assert_exactly_the_truth(sim)
+
+
+def test_a_shard_killed_mid_run_is_run_again_at_once(project: MatomoSimulator) -> None:
+    """kill -9 leaves Meltano's run marked as running; the next cycle's shard must not wait for it."""
+    sim = project
+    sim.live_latency = 0.3
+    meltano = MeltanoProject()
+    shard = "shard_0"
+    sites = ShardPlan(3).assign(SITES)[shard]
+    env = {**meltano.process_env({"TAP_MATOMO_SITE_IDS": json.dumps(sites)}, meltano.shard_dir("matomo_hourly", shard))}
+    victim = subprocess.Popen(
+        [meltano.executable, "run", "--state-id-suffix", shard, "tap-matomo", "target-postgres"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not sim.live_requests() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    sim.live_latency = 0.02
+
+    started = time.monotonic()
+    result = run_cycle(pool_limit=1)  # and the Matomo server's pool lets one shard at a time read it
+    took = time.monotonic() - started
+    assert result.success
+    shards = step_times(result, "matomo_hourly_shard_")
+    assert [kind for kind, _ in shards[f"matomo_hourly_{shard}"]] == ["STEP_START", "STEP_SUCCESS"], "not refused"
+    assert took < 180, "did not wait for Meltano to find the killed run stale"
+    spans = sorted((events[0][1], events[-1][1]) for events in shards.values())
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans)), spans
+    assert_exactly_the_truth(sim)
+
+
+def test_resharding_moves_each_site_to_its_new_shard_with_its_most_advanced_bookmark() -> None:
+    def state(*sites: tuple[int, str]) -> dict:
+        partitions = [
+            {"context": {"idsite": s}, "replication_key_value": v, "recent_visits": f"r{s}{v}"} for s, v in sites
+        ]
+        return {"singer_state": {"bookmarks": {"visits_actions": {"partitions": partitions}}}}
+
+    states = {
+        "dev:x": state((1, "2031-01-01T00:00:00+00:00"), (2, "2031-01-05T00:00:00+00:00")),  # before sharding
+        "dev:x:shard_0": state((1, "2031-01-03T00:00:00+00:00")),
+        "dev:x:shard_1": state((2, "2031-01-02T00:00:00+00:00"), (3, "2031-01-04T00:00:00+00:00")),
+    }
+    moves = resharded(states, {"dev:x:shard_0": [1, 2, 3], "dev:x:shard_1": [], "dev:x:shard_2": [4]})
+    got = {
+        state_id: {
+            p["context"]["idsite"]: p["replication_key_value"]
+            for p in s["singer_state"]["bookmarks"]["visits_actions"]["partitions"]
+        }
+        for state_id, s in moves.items()
+    }
+    assert got == {
+        "dev:x:shard_0": {
+            1: "2031-01-03T00:00:00+00:00",
+            2: "2031-01-05T00:00:00+00:00",
+            3: "2031-01-04T00:00:00+00:00",
+        },
+        "dev:x:shard_1": {},
+    }
+    assert moves["dev:x:shard_0"]["singer_state"]["bookmarks"]["visits_actions"]["partitions"][1]["recent_visits"] == (
+        "r22031-01-05T00:00:00+00:00"
+    )
+    assert resharded({**states, **moves}, {"dev:x:shard_0": [1, 2, 3], "dev:x:shard_1": []}) == {}
+
+
+def test_hash_shards_are_stable_and_a_new_site_moves_no_other() -> None:
+    before = ShardPlan(4).assign(range(1, 200))
+    after = ShardPlan(4).assign(range(1, 201))
+    moved = [s for s in range(1, 200) if not any(s in after[k] and s in before[k] for k in before)]
+    assert moved == []
+    assert all(len(sites) > 20 for sites in before.values()), "sites spread over every shard"
+    assert ShardPlan.from_env({"MATOMO_SHARD_SITES": "1,2;3"}).assign() == {"shard_0": [1, 2], "shard_1": [3]}
+    for bad in ({"MATOMO_SHARDS": "0"}, {"MATOMO_SHARD_SITES": "1;1"}, {"MATOMO_SHARD_SITES": "a,b"}):
+        with pytest.raises(ValueError, match="MATOMO_SHARD"):
+            ShardPlan.from_env(bad)
