@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PLUGINS_STAMP := .meltano/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test lint install clean
+.PHONY: demo dagster test lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ install: $(PLUGINS_STAMP)
 
 demo: install
 	$(BIN)/python -m devenv.demo
+
+# Dagster's UI on the demo setup: the shard jobs and schedules of orchestrate/ (docs/scale-out.md).
+dagster: install
+	$(BIN)/python -m devenv.dagster_ui
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from matomo_orchestrate.meltano import isolated_sys_dir
 from matomo_simulator import MatomoSimulator, World
 from psycopg import sql
 
 from devenv.net import free_port
 from devenv.postgres import LocalPostgres
 from tests.helpers import TOKEN
-from tests.pipeline import Meltano, isolated_sys_dir
+from tests.pipeline import Meltano
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "tests" / "fixtures" / "matomo-5.0.2"
@@ -110,7 +111,7 @@ def project_meltano(matomo_url: str, database: str, system_db: Path) -> Meltano:
             "MATOMO_KEY": TOKEN,
             "PGDATABASE": database,
             "MELTANO_DATABASE_URI": f"sqlite:///{system_db}",
-            "MELTANO_SYS_DIR_ROOT": str(isolated_sys_dir(system_db.parent / "meltano-sys")),
+            "MELTANO_SYS_DIR_ROOT": str(isolated_sys_dir(system_db.parent / "meltano-sys", REPO)),
             "DBT_TARGET_PATH": str(system_db.parent / "dbt-target"),  # dbt's compiled files, per test
             "DBT_LOG_PATH": str(system_db.parent / "dbt-logs"),
             "TAP_MATOMO_RETRY_BACKOFF_MS": "50",

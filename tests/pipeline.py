@@ -17,22 +17,6 @@ MELTANO = str(Path(sys.executable).parent / "meltano")
 STATE_ID = "dev:tap-matomo-to-target-postgres"
 
 
-def isolated_sys_dir(folder: Path) -> Path:
-    """A Meltano system directory of its own that shares the project's installed plugins.
-
-    Meltano 4 keeps a run's files (config, catalog, state) in `.meltano/run/<plugin>/`, shared by
-    every run of a plugin in the project (meltano/meltano#8763): runs at the same moment would
-    read each other's. With a directory of its own (MELTANO_SYS_DIR_ROOT) whose plugin folders
-    point at the installed ones, runs can go in parallel.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    for kind in ("extractors", "loaders", "utilities"):
-        link = folder / kind
-        if not link.exists():
-            link.symlink_to(ROOT / ".meltano" / kind, target_is_directory=True)
-    return folder
-
-
 @dataclass
 class Meltano:
     """The project's Meltano with its own system database and a given environment."""

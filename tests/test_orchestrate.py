@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import typing as t
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from matomo_orchestrate.state_moves import resharded
 from matomo_simulator import MatomoSimulator, World
 from matomo_simulator.server import Fault
 
+from devenv.net import free_port
 from devenv.postgres import LocalPostgres
 from tests.conftest import TOKENS, new_database
 from tests.helpers import TOKEN
@@ -272,3 +274,30 @@ def test_hash_shards_are_stable_and_a_new_site_moves_no_other() -> None:
     for bad in ({"MATOMO_SHARDS": "0"}, {"MATOMO_SHARD_SITES": "1;1"}, {"MATOMO_SHARD_SITES": "a,b"}):
         with pytest.raises(ValueError, match="MATOMO_SHARD"):
             ShardPlan.from_env(bad)
+
+
+def test_the_ui_lists_the_shard_jobs_and_schedules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dagster's webserver on the code location, checked through its GraphQL API by the README's script."""
+    monkeypatch.setenv("MATOMO_SHARDS", "3")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    (tmp_path / "dagster.yaml").write_text((ROOT / "orchestrate" / "dagster.yaml").read_text())
+    port = free_port()
+    webserver = str(Path(sys.executable).parent / "dagster-webserver")
+    server = subprocess.Popen(
+        [webserver, "-m", "matomo_orchestrate.definitions", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        check = [sys.executable, "-m", "devenv.check_dagster", "--url", f"http://127.0.0.1:{port}", "--wait", "120"]
+        listed = subprocess.run([*check, "--shards", "3"], cwd=ROOT, capture_output=True, text=True, check=False)
+        assert listed.returncode == 0, listed.stderr
+        assert "job matomo_hourly: 3 shard ops" in listed.stdout
+        assert "schedule matomo_reconcile_schedule: 30 3 * * *" in listed.stdout
+        wrong = subprocess.run([*check, "--shards", "4"], cwd=ROOT, capture_output=True, text=True, check=False)
+        assert wrong.returncode == 1
+        assert "matomo_hourly_shard_3" in wrong.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -1,0 +1,52 @@
+"""`make dagster`: Dagster's UI and daemon on the demo setup, with the shard jobs and schedules.
+
+Like `make demo`, it starts the Matomo simulator and a local PostgreSQL unless MATOMO_URL or
+PGDATABASE/PGHOST say otherwise, then runs `dagster dev` on the code location
+(orchestrate/matomo_orchestrate) with 2 shards by default (MATOMO_SHARDS). Open the printed URL,
+launch `matomo_hourly`, and follow each shard. Ctrl-C stops everything it started.
+`python -m devenv.check_dagster` checks, through Dagster's GraphQL API, what the UI lists.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from devenv.demo import DEMO_TOKEN, LOCAL, ROOT, start_postgres, start_simulator
+
+DAGSTER_PORT = int(os.environ.get("DAGSTER_PORT", "3000"))
+
+
+def main() -> int:
+    env = {**{k: v for k, v in dotenv_values(ROOT / ".env").items() if v is not None}, **os.environ}
+    env.setdefault("MATOMO_SHARDS", "2")
+    home = LOCAL / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "orchestrate" / "dagster.yaml", home / "dagster.yaml")
+    env["DAGSTER_HOME"] = str(home)
+    with ExitStack() as stack:
+        if not env.get("MATOMO_URL"):
+            env |= {"MATOMO_URL": start_simulator(stack), "MATOMO_KEY": DEMO_TOKEN}
+            state = LOCAL / "dagster-meltano.db"  # the simulator's data is new each time: so is the state
+            state.unlink(missing_ok=True)
+            env["MELTANO_DATABASE_URI"] = f"sqlite:///{state}"
+        if not (env.get("PGDATABASE") or env.get("PGHOST")):
+            env["PGDATABASE"] = start_postgres(stack)
+        dagster = str(Path(sys.executable).parent / "dagster")
+        command = [dagster, "dev", "-m", "matomo_orchestrate.definitions", "-h", "127.0.0.1", "-p", str(DAGSTER_PORT)]
+        shards = env["MATOMO_SHARDS"]
+        print(f"Dagster UI on http://127.0.0.1:{DAGSTER_PORT} ({shards} shards); Ctrl-C stops", flush=True)
+        try:
+            return subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
+        except KeyboardInterrupt:
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
