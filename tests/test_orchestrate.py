@@ -194,6 +194,12 @@ def test_a_failing_shard_is_retried_alone(project: MatomoSimulator, monkeypatch:
         assert len(starts) == (2 if step == failing_shard else 1), (step, events)
     assert_exactly_the_truth(sim)
 
+    # The nightly reconcile job, shard by shard: every site's closed days are listed and logged.
+    nightly = run_cycle(job=definitions.reconcile_job)
+    assert nightly.success
+    logged = query(os.environ["PGDATABASE"], "SELECT DISTINCT idsite FROM matomo_reconcile_log ORDER BY 1")
+    assert [site for (site,) in logged] == SITES
+
 
 def test_a_shard_killed_mid_run_is_run_again_at_once(project: MatomoSimulator) -> None:
     """kill -9 leaves Meltano's run marked as running; the next cycle's shard must not wait for it."""

@@ -7,6 +7,7 @@ import contextlib
 import signal
 import sys
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from matomo_simulator.dataset import World
@@ -20,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=float, default=3, help="days of history to generate, up to now")
     parser.add_argument("--visits-per-day", type=int, default=300, help="per site")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--sites", default="1,2,3,4", help="comma list of the built-in sites to serve")
+    parser.add_argument(
+        "--sites", default="1,2,3,4", help="comma list of sites to serve: 1-4 built in, higher ids copies of them"
+    )
     parser.add_argument(
         "--live-latency-ms", type=float, default=0, help="added to every Live answer, as a busy Matomo takes"
     )
@@ -28,7 +31,13 @@ def main(argv: list[str] | None = None) -> int:
 
     world = World(seed=args.seed)
     keep = {int(s) for s in args.sites.split(",")}
-    world.sites = {i: s for i, s in world.sites.items() if i in keep}
+    built_in = list(world.sites.values())
+    # Ids past the built-in ones are copies of them (5 of 1, 6 of 2...), for many-site setups.
+    copies = {i: built_in[(i - 1) % len(built_in)] for i in sorted(keep)}
+    world.sites = {
+        i: site if site.idsite == i else replace(site, idsite=i, name=f"{site.name} ({i})")
+        for i, site in copies.items()
+    }
     now = datetime.now(UTC)
     world.generate(now - timedelta(days=args.days), now - timedelta(minutes=1), args.visits_per_day)
     sim = MatomoSimulator(world, {args.token: None}, port=args.port)

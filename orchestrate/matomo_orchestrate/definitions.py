@@ -27,7 +27,7 @@ import dagster as dg
 from matomo_orchestrate.meltano import MeltanoProject
 from matomo_orchestrate.shards import ShardPlan
 from matomo_orchestrate.sites import viewable_sites
-from matomo_orchestrate.state_moves import resharded
+from matomo_orchestrate.state_moves import resharded, sites_in
 
 LOADER = "target-postgres"
 CYCLE_TAG = "matomo/cycle"  # dagster.yaml limits runs per value to one: cycles of a job never overlap
@@ -69,20 +69,21 @@ def _plan_op(extract: Extract, shards: ShardPlan) -> dg.OpDefinition:
         # Shards that no longer exist (fewer shards now) give up their sites too; the unsharded
         # job's state (`meltano run matomo-to-postgres`) is read, never changed.
         wanted |= {state_id: [] for state_id in known if state_id.startswith(f"{base}:") and state_id not in wanted}
-        moves = resharded(states, wanted)
-        # States that gain a site first: a failure between two writes leaves a site in two states
-        # (the most advanced copy wins next time), never in none.
-        for state_id in sorted(moves, key=lambda s: len(wanted[s]) < len(_sites_in(states.get(s, {})))):
-            meltano.set_state(state_id, moves[state_id])
-            context.log.info(f"state {state_id}: sites {', '.join(map(str, wanted[state_id])) or '(none)'}")
+        # Two passes: every state first takes its new sites and keeps its old ones, then gives up
+        # those it lost. Interrupted anywhere, a site is in one state at least (the most advanced
+        # copy wins next time), never in none.
+        keeping = {
+            state_id: sorted(set(sites) | sites_in(states.get(state_id, {}))) for state_id, sites in wanted.items()
+        }
+        for plan in (keeping, wanted):
+            moves = resharded(states, plan)
+            for state_id, state in moves.items():
+                meltano.set_state(state_id, state)
+                context.log.info(f"state {state_id}: sites {', '.join(map(str, plan[state_id])) or '(none)'}")
+            states |= moves
         return assignment
 
     return plan
-
-
-def _sites_in(state: dict[str, t.Any]) -> set[int]:
-    bookmarks = state.get("singer_state", {}).get("bookmarks", {})
-    return {p["context"]["idsite"] for b in bookmarks.values() for p in b.get("partitions", []) if "context" in p}
 
 
 def _shard_op(extract: Extract, shard: str, pool: str, retry: dg.RetryPolicy) -> dg.OpDefinition:
@@ -123,15 +124,21 @@ def _dbt_op(extract: Extract) -> dg.OpDefinition:
         ins={"shards": dg.In(dg.Nothing)},
         description="dbt build, once every shard has loaded (concurrent builds queue on dbt-pgurl's lock)",
     )
-    def dbt_build(context: dg.OpExecutionContext) -> None:
+    def dbt_build() -> None:
         meltano = MeltanoProject()
         meltano.run("run", "dbt-postgres:build", sys_dir=meltano.shard_dir(extract.job, "dbt"))
 
     return dbt_build
 
 
-def cycle_job(extract: Extract, env: t.Mapping[str, str] | None = None) -> dg.JobDefinition:
-    """The job of one extract: plan, its shards at once (within the pool's limit), then dbt."""
+def cycle_job(
+    extract: Extract, env: t.Mapping[str, str] | None = None, executor_def: dg.ExecutorDefinition | None = None
+) -> dg.JobDefinition:
+    """The job of one extract: plan, its shards at once (within the pool's limit), then dbt.
+
+    `executor_def`: by default a process per op on this machine; on Kubernetes, dagster-k8s'
+    `k8s_job_executor` runs each shard in a pod of its own (docs/scale-out.md).
+    """
     env = os.environ if env is None else env
     shards = ShardPlan.from_env(env)
     pool = env.get("MATOMO_POOL", "matomo")
@@ -148,11 +155,9 @@ def cycle_job(extract: Extract, env: t.Mapping[str, str] | None = None) -> dg.Jo
         plan = plan_op()
         dbt_op(shards=[shard_op(plan) for shard_op in shard_ops])
 
-    return cycle.to_job(
-        # Shard ops wait on Meltano, they do not compute: as many at once as there are shards (the pool caps them).
-        executor_def=dg.multiprocess_executor.configured({"max_concurrent": shards.count + 1}),
-        tags={CYCLE_TAG: extract.job},
-    )
+    # Shard ops wait on Meltano, they do not compute: as many at once as there are shards (the pool caps them).
+    local = dg.multiprocess_executor.configured({"max_concurrent": shards.count + 1})
+    return cycle.to_job(executor_def=executor_def or local, tags={CYCLE_TAG: extract.job})
 
 
 def cycle_schedule(job: dg.JobDefinition, extract: Extract) -> dg.ScheduleDefinition:

@@ -28,6 +28,11 @@ def _partitions(state: State) -> t.Iterator[tuple[str, int, dict[str, t.Any]]]:
                 yield stream, idsite, partition
 
 
+def sites_in(state: State) -> set[int]:
+    """The sites a state holds a partition for, in any stream."""
+    return {idsite for _, idsite, _ in _partitions(state)}
+
+
 def _progress(partition: dict[str, t.Any]) -> datetime:
     """A partition's bookmark as an instant (the tap writes UTC ISO 8601); none is the oldest."""
     try:
