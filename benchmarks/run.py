@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import typing as t
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
@@ -182,6 +183,17 @@ class Databases:
         with psycopg.connect(self.server.url, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name}")
         return self.server.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@contextmanager
+def local_databases(tmp: Path) -> t.Iterator[Databases]:
+    """A PostgreSQL of its own under `tmp`, stopped afterwards, that gives fresh databases."""
+    server = LocalPostgres(tmp / "pg", free_port()).start()
+    server.wait_ready()
+    try:
+        yield Databases(server)
+    finally:
+        server.stop()
 
 
 def loaded(database_url: str, table: str = "matomo_raw.visits_actions") -> int:
@@ -359,14 +371,9 @@ def _top(path: Path, count: int = 10) -> list[str]:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tap-matomo-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        server = LocalPostgres(tmp / "pg", free_port()).start()
-        server.wait_ready()
-        try:
-            dbs = Databases(server)
+        with local_databases(tmp) as dbs:
             rows, actions = main_workload(tmp, dbs)
             mem = memory(tmp, dbs)
-        finally:
-            server.stop()
         fill = backfill(tmp)
         prof = profiles(tmp)
     write_report(rows, actions, fill, mem, prof)

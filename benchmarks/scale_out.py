@@ -24,9 +24,7 @@ import dagster as dg
 from matomo_orchestrate import definitions
 from matomo_orchestrate.shards import ShardPlan
 
-from benchmarks.run import BIN, ROOT, Databases, Simulator, loaded, machine, meltano_env
-from devenv.net import free_port
-from devenv.postgres import LocalPostgres
+from benchmarks.run import BIN, ROOT, Simulator, loaded, local_databases, machine, meltano_env
 
 SITES = "1,2,3,4,5,6"
 DAYS, VISITS, PAGE, LATENCY_MS = 8, 500, 50, 300
@@ -99,17 +97,12 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="tap-matomo-scale-") as tmp_name:
             tmp = Path(tmp_name)
-            server = LocalPostgres(tmp / "pg", free_port()).start()
-            server.wait_ready()
-            try:
-                dbs = Databases(server)
+            with local_databases(tmp) as dbs:
                 # A code location reads its shard settings once: one process per setting.
                 rows = [one_job(tmp, sim, dbs.fresh(), 4)]
                 rows += [run_in_child(shards, tmp, sim, dbs.fresh(), 4) for shards in SHARDINGS]
                 # A Matomo that must see one query at a time per run: waiting dominates.
                 rows += [one_job(tmp, sim, dbs.fresh(), 1), run_in_child(SHARDINGS[0], tmp, sim, dbs.fresh(), 1)]
-            finally:
-                server.stop()
     finally:
         sim.stop()
     write_report(rows, sim)
