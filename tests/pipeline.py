@@ -52,8 +52,13 @@ class Meltano:
         return json.loads(done.stdout)
 
     def bookmarks(self) -> dict[int, str]:
-        partitions = self.state().get("singer_state", {}).get("bookmarks", {}).get("visits_actions", {})
-        return {p["context"]["idsite"]: p["replication_key_value"] for p in partitions.get("partitions", [])}
+        return bookmarks_of(self.state())
+
+
+def bookmarks_of(state: dict) -> dict[int, str]:
+    """site -> its visits_actions bookmark, in a Meltano state."""
+    partitions = state.get("singer_state", {}).get("bookmarks", {}).get("visits_actions", {})
+    return {p["context"]["idsite"]: p["replication_key_value"] for p in partitions.get("partitions", [])}
 
 
 def small_batches(folder: Path, rows: int) -> dict[str, str]:

@@ -32,7 +32,7 @@ from devenv.net import free_port
 from devenv.postgres import LocalPostgres
 from tests.conftest import TOKENS, new_database
 from tests.helpers import TOKEN
-from tests.pipeline import ROOT, query
+from tests.pipeline import ROOT, bookmarks_of, query
 
 SITES = [1, 2, 3, 4, 5, 6]
 STATE_BASE = "dev:tap-matomo-to-target-postgres"
@@ -110,11 +110,7 @@ def assert_exactly_the_truth(sim: MatomoSimulator) -> None:
 
 def shard_states(meltano: MeltanoProject) -> dict[str, dict[int, str]]:
     """state id -> {site: bookmark}."""
-    states = {}
-    for state_id in meltano.state_ids(f"{STATE_BASE}*"):
-        partitions = meltano.get_state(state_id)["singer_state"]["bookmarks"]["visits_actions"]["partitions"]
-        states[state_id] = {p["context"]["idsite"]: p["replication_key_value"] for p in partitions}
-    return states
+    return {state_id: bookmarks_of(meltano.get_state(state_id)) for state_id in meltano.state_ids(f"{STATE_BASE}*")}
 
 
 def live_floor(sim: MatomoSimulator, since: int) -> dict[int, int]:
@@ -307,3 +303,18 @@ def test_the_ui_lists_the_shard_jobs_and_schedules(tmp_path: Path, monkeypatch: 
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_schedule_skips_a_tick_while_the_previous_cycle_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cycles of a job never overlap, which is what makes the shard ops' --force safe."""
+    monkeypatch.setenv("MATOMO_SHARDS", "2")
+    job = definitions.hourly_job()
+    schedule = definitions.cycle_schedule(job, definitions.HOURLY)
+    with dg.instance_for_test() as instance:
+        assert isinstance(schedule(dg.build_schedule_context(instance=instance)), dg.RunRequest)
+        running = instance.create_run_for_job(job_def=job, status=dg.DagsterRunStatus.STARTED)
+        skipped = schedule(dg.build_schedule_context(instance=instance))
+        assert isinstance(skipped, dg.SkipReason)
+        assert running.run_id in str(skipped.skip_message)
+        instance.report_run_failed(running)
+        assert isinstance(schedule(dg.build_schedule_context(instance=instance)), dg.RunRequest)

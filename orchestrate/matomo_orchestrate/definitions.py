@@ -18,8 +18,8 @@ and `.env` as for `meltano run`.
 """
 
 # No `from __future__ import annotations`: Dagster reads the ops' context annotations at definition.
+import json
 import os
-import typing as t
 from dataclasses import dataclass
 
 import dagster as dg
@@ -111,7 +111,7 @@ def _shard_op(extract: Extract, shard: str, pool: str, retry: dg.RetryPolicy) ->
             shard,
             extract.extractor,
             LOADER,
-            extra_env={f"{extract.extractor.upper().replace('-', '_')}_SITE_IDS": str(sites)},
+            extra_env={f"{extract.extractor.upper().replace('-', '_')}_SITE_IDS": json.dumps(sites)},
             sys_dir=meltano.shard_dir(extract.job, shard),
         )
 
@@ -131,20 +131,17 @@ def _dbt_op(extract: Extract) -> dg.OpDefinition:
     return dbt_build
 
 
-def cycle_job(
-    extract: Extract, env: t.Mapping[str, str] | None = None, executor_def: dg.ExecutorDefinition | None = None
-) -> dg.JobDefinition:
+def cycle_job(extract: Extract, executor_def: dg.ExecutorDefinition | None = None) -> dg.JobDefinition:
     """The job of one extract: plan, its shards at once (within the pool's limit), then dbt.
 
     `executor_def`: by default a process per op on this machine; on Kubernetes, dagster-k8s'
     `k8s_job_executor` runs each shard in a pod of its own (docs/scale-out.md).
     """
-    env = os.environ if env is None else env
-    shards = ShardPlan.from_env(env)
-    pool = env.get("MATOMO_POOL", "matomo")
+    shards = ShardPlan.from_env(os.environ)
+    pool = os.environ.get("MATOMO_POOL", "matomo")
     retry = dg.RetryPolicy(
-        max_retries=int(env.get("MATOMO_SHARD_RETRIES", "3")),
-        delay=float(env.get("MATOMO_SHARD_RETRY_DELAY", "30")),
+        max_retries=int(os.environ.get("MATOMO_SHARD_RETRIES", "3")),
+        delay=float(os.environ.get("MATOMO_SHARD_RETRY_DELAY", "30")),
     )
     plan_op = _plan_op(extract, shards)
     shard_ops = [_shard_op(extract, shard, pool, retry) for shard in shards.names]

@@ -61,9 +61,9 @@ def fetch_pages(days: t.Sequence[date], fetch_day: DayFetch[_T], parallel: int) 
     """
     stop = threading.Event()
     earlier_done = threading.Event()  # every day but the last one is fetched
-    earlier_left = [len(days) - 1]
+    earlier_left = len(days) - 1
     lock = threading.Lock()
-    if len(days) <= 1:
+    if not earlier_left:
         earlier_done.set()
     in_flight = max(1, min(parallel, len(days)))  # a one-day window has one day in flight, whatever `parallel`
     arrived: queue.Queue[tuple[date, object]] = queue.Queue(maxsize=in_flight * PAGES_AHEAD)
@@ -86,13 +86,14 @@ def fetch_pages(days: t.Sequence[date], fetch_day: DayFetch[_T], parallel: int) 
         return True
 
     def work(day: date) -> None:
+        nonlocal earlier_left
         overlapped = day == days[-1] and not earlier_done.is_set()  # earlier days still read as it starts
         try:
             fetch_day(day, lambda page: put(day, page), lambda: wait_for_earlier_days(overlapped))
             if day != days[-1]:
                 with lock:
-                    earlier_left[0] -= 1
-                    if not earlier_left[0]:
+                    earlier_left -= 1
+                    if not earlier_left:
                         earlier_done.set()
             put(day, None)
         except _Stopped:
