@@ -13,6 +13,7 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
 from tap_matomo import clock, settings, streams
+from tap_matomo.allocator import return_large_blocks_to_the_system
 from tap_matomo.client import MatomoStream
 from tap_matomo.compat import override
 from tap_matomo.day_ledger import DayLedger
@@ -64,6 +65,7 @@ def main() -> None:
 
     The SDK would log them with a traceback; a wrong token or an unreachable server needs none.
     """
+    return_large_blocks_to_the_system()  # memory that does not grow with the size of a day
     try:
         TapMatomo.cli()
     except EXPECTED_FAILURES as exc:
