@@ -1,10 +1,12 @@
 """GDPR erasures, anonymisation and purges: the nightly reconcile makes the warehouse follow Matomo, and proves it.
 
 One scenario through the project's real jobs (Meltano, target-postgres-matomo, dbt, PostgreSQL):
-load, then in Matomo erase visits (on closed days, one in the hourly lookback), anonymise a day,
-purge old raw logs; the hourly job deletes nothing; an interrupted reconcile deletes nothing; the
-reconcile job deletes the erased visits everywhere, takes the anonymised values, keeps and reports
-the purged day, and `matomo_reconciliation` then shows no difference on archived days.
+load, then in Matomo erase visits (on closed days, one in the hourly lookback, one on a day then
+purged), anonymise a day, purge old raw logs; the hourly job deletes nothing; an interrupted
+reconcile deletes nothing; the reconcile job deletes the erased visits everywhere, takes the
+anonymised values, keeps and reports the purged days, and `matomo_reconciliation` then differs only
+where it should: on the purged day whose report the erasure invalidated. Opting in deletes the
+purged days.
 """
 
 from __future__ import annotations
@@ -55,9 +57,13 @@ def test_reconcile_follows_erasures_anonymisation_and_purges(database: str, tmp_
 
         # In Matomo: erase, anonymise, purge.
         erased = on_day(world, 1, closed)[:3] + on_day(world, 2, yesterday_ny)[-1:]  # the last: in the lookback
-        kept_purged = on_day(world, 1, purged_day)
-        assert sim.delete_data_subjects(erased) == len(erased) == 4
+        kept_purged = on_day(world, 1, purged_day)  # all held; one is erased, then the whole day purged
+        erased_then_purged = kept_purged[:1]
+        assert sim.delete_data_subjects(erased + erased_then_purged) == len(erased) + 1 == 5
         anonymised = world.anonymise(2, closed, closed)
+        start_of_closed = world.site_day_bounds(1, closed)[0]
+        purged = {v.idvisit for v in world.visits.values() if v.idsite == 1 and v.last_action < start_of_closed}
+        purged |= set(erased_then_purged)  # every visit the warehouse holds on the days purged
         world.purge_before(1, closed)  # site 1's days before `closed` are emptied (raw logs only)
         assert kept_purged
         assert not on_day(world, 1, purged_day)
@@ -101,36 +107,57 @@ def test_reconcile_follows_erasures_anonymisation_and_purges(database: str, tmp_
         assert visit_ids(database, "matomo") == held - set(most)
         erased += most
 
-    expected = held_before - set(erased)  # the GDPR erasures, and the large deletion allowed above
-    for table in ("matomo", "matomo_visits"):
-        assert visit_ids(database, table) == expected, table
-    daily = dict(query(database, "SELECT idsite || ' ' || site_day, nb_visits FROM matomo_daily"))
-    assert daily[f"1 {closed}"] == len(on_day(world, 1, closed))  # recomputed without the erased visits
-    assert daily[f"1 {purged_day}"] == len(kept_purged)  # the purged day is kept
+        expected = held_before - set(erased)  # the GDPR erasures, and the large deletion allowed above
+        for table in ("matomo", "matomo_visits"):
+            assert visit_ids(database, table) == expected, table
+        assert set(erased_then_purged) <= expected  # Matomo lists nothing on its day: kept with the day
+        daily = dict(query(database, "SELECT idsite || ' ' || site_day, nb_visits FROM matomo_daily"))
+        assert daily[f"1 {closed}"] == len(on_day(world, 1, closed))  # recomputed without the erased visits
+        assert daily[f"1 {purged_day}"] == len(kept_purged)  # the purged day is kept
 
-    rows = query(
-        database,
-        "SELECT DISTINCT country, city, userid FROM matomo_visits WHERE idvisit = ANY(%s)",
-        anonymised,
-    )
-    assert rows == [("Unknown", None, None)]  # every anonymised visit carries Matomo's new values
+        rows = query(
+            database,
+            "SELECT DISTINCT country, city, userid FROM matomo_visits WHERE idvisit = ANY(%s)",
+            anonymised,
+        )
+        assert rows == [("Unknown", None, None)]  # every anonymised visit carries Matomo's new values
 
-    log = query(database, "SELECT idsite, site_day::text, outcome, visits_gone FROM matomo_reconcile_log")
-    assert (1, str(purged_day), "reported", len(kept_purged)) in log  # kept, and said so
-    assert (1, str(closed), "deleted", 3) in log
-    assert (1, str(closed), "deleted", len(most)) in log
-    assert (2, str(yesterday_ny), "deleted", 1) in log
+        log = query(database, "SELECT idsite, site_day::text, outcome, visits_gone FROM matomo_reconcile_log")
+        assert (1, str(purged_day), "reported", len(kept_purged)) in log  # kept, and said so
+        assert (1, str(closed), "deleted", 3) in log
+        assert (1, str(closed), "deleted", len(most)) in log
+        assert (2, str(yesterday_ny), "deleted", 1) in log
 
-    differences = query(
-        database,
-        "SELECT idsite, site_day, visits_difference, actions_difference FROM matomo_reconciliation "
-        "WHERE archived AND (visits_difference <> 0 OR actions_difference <> 0)",
-    )
-    archived = query(database, "SELECT count(*) FROM matomo_reconciliation WHERE archived")[0][0]
-    assert differences == []
-    assert archived >= 4  # site 1 and 2, at least the two oldest closed days
+        # The erasure made Matomo archive the purged day again, from no raw data: only that day differs.
+        differing = (
+            "SELECT idsite, site_day, visits_difference FROM matomo_reconciliation "
+            "WHERE archived AND (visits_difference <> 0 OR actions_difference <> 0)"
+        )
+        assert query(database, differing) == [(1, purged_day, len(kept_purged))]
+
+        # Opting in to deleting purged days: a reconcile whose dbt build sets the variable.
+        extracted = meltano.run("run", "tap-matomo-reconcile", "target-postgres")
+        assert extracted.returncode == 0, extracted.stderr[-3000:]
+        opted_in = meltano.run("invoke", "dbt-postgres", "build", "--vars", "{reconcile_delete_purged_days: true}")
+        assert opted_in.returncode == 0, opted_in.stderr[-3000:]
+        for table in ("matomo", "matomo_visits"):
+            assert visit_ids(database, table) == expected - purged, table
+        latest = query(
+            database,
+            "SELECT outcome, visits_gone FROM matomo_reconcile_log WHERE idsite = 1 AND site_day = %s "
+            "ORDER BY checked_at DESC LIMIT 1",
+            purged_day,
+        )
+        assert latest == [("deleted", len(kept_purged))]
+        # Now the day before differs the other way: Matomo keeps the reports of a purged day.
+        differences = query(database, differing)
+        archived = query(database, "SELECT count(*) FROM matomo_reconciliation WHERE archived")[0][0]
+        older = purged - set(kept_purged)  # none when the generated history starts late on its first day
+        assert differences == ([(1, purged_day - timedelta(days=1), -len(older))] if older else [])
+        assert archived >= 4  # site 1 and 2, at least the two oldest closed days
+
     print(
-        f"\nerased {len(erased)} (of which {len(most)} in one large deletion), anonymised {len(anonymised)}, "
-        f"kept on the purged day {len(kept_purged)} (reported), archived days compared {archived}, "
-        f"differences {len(differences)}"
+        f"\nerased {len(erased) + 1} (of which {len(most)} in one large deletion and 1 on a day then purged), "
+        f"anonymised {len(anonymised)}, kept on the purged day {len(kept_purged)} (reported, then deleted on "
+        f"opt-in), archived days compared {archived}"
     )
