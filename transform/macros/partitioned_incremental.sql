@@ -16,7 +16,12 @@
   instants, +- `replace_window_days`; a visit never spans a site-local midnight), so it looks
   up only those partitions' indexes.
 
-  config: partition_by (column), replace_key (column), unique_key (list of columns),
+  A first build (or a full refresh) inserts the model's rows straight into the partitions: a
+  temporary copy of the whole history would double what a first load of a year writes. Its weeks
+  come from `weeks_from`, a model this model refs whose rows include its rows (the staging view:
+  a scan, where the model's query sorts); a week there and not in the model leaves an empty partition.
+
+  config: partition_by (column), weeks_from (model name), replace_key (column), unique_key (list of columns),
           partition_indexes (list of {columns: [...]} or {expression: "...", name: "..."}),
           plus var('extra_indexes') in the same form, with an optional `where`.
 #}
@@ -47,23 +52,29 @@
     {% set existing = none %}
   {% endif %}
 
-  {% call statement('stage') %}
-    create temporary table {{ staged }} as {{ sql }};
-  {% endcall %}
-
   {% if existing is none %}
+    {#- A first build stages no rows, only the model's columns and types: its rows, the whole
+        history on a first load, go straight into the partitions, which come from `weeks_from`. -#}
+    {% call statement('stage') %}
+      create temporary table {{ staged }} as select * from ({{ sql }}) model limit 0;
+    {% endcall %}
     {% call statement('create_parent') %}
       create table {{ target_relation }} (like {{ staged }}) partition by range ({{ partition_by }});
     {% endcall %}
+    {%- set weeks_of = ref(config.require('weeks_from')) -%}
   {% else %}
+    {% call statement('stage') %}
+      create temporary table {{ staged }} as {{ sql }};
+    {% endcall %}
     {% do process_schema_changes(on_schema_change, staged, target_relation) %}
     {{ matomo_partition_indexes(target_relation, unique_key, indexes) }}
+    {%- set weeks_of = staged -%}
   {% endif %}
 
   {% set weeks = run_query(
       "select distinct to_char(w, 'IYYY\"w\"IW') as suffix, w as starts, w + interval '7 days' as ends "
       ~ "from (select date_trunc('week', " ~ partition_by ~ " at time zone 'UTC') at time zone 'UTC' as w "
-      ~ "from " ~ staged ~ ") weeks order by 2"
+      ~ "from " ~ weeks_of ~ " where " ~ partition_by ~ " is not null) weeks order by 2"
   ) %}
   {% for week in weeks.rows %}
     {% call statement('partition_' ~ week[0]) %}
@@ -75,8 +86,10 @@
 
   {%- set dest_columns = adapter.get_columns_in_relation(staged) -%}
   {% if existing is none %}
+    {%- set dest_cols_csv = get_quoted_csv(dest_columns | map(attribute='name')) -%}
     {% call statement('main') %}
-      {{ get_delete_insert_merge_sql(target_relation, staged, none, dest_columns, none) }}
+      insert into {{ target_relation }} ({{ dest_cols_csv }})
+      select {{ dest_cols_csv }} from ({{ sql }}) model;
     {% endcall %}
     {#- A first build indexes the loaded rows at once: several times faster than row by row. -#}
     {{ matomo_partition_indexes(target_relation, unique_key, indexes) }}

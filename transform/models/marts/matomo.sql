@@ -20,6 +20,7 @@
     materialized='partitioned_incremental',
     alias=var('destination_table'),
     partition_by='action_timestamp',
+    weeks_from='stg_matomo__visits_actions',
     replace_key='idvisit',
     unique_key=['action_id', 'action_timestamp'],
     partition_indexes=indexes,
