@@ -256,6 +256,11 @@ def write_report(steps: list[Step], plan: str, states: list[tuple[int, int, int,
         "",
         "Most of the dbt step is dbt's own start-up (parsing, connecting: about 6 s here) and the hourly tests;",
         "the models' own times are in their column (from dbt's run_results.json).",
+        "",
+        "Full refresh temp is the temporary files PostgreSQL wrote (`pg_stat_database.temp_bytes`): the",
+        "sorts of the index builds that follow the load, beyond `maintenance_work_mem`. `matomo`'s query",
+        "reads raw in `idvisit` order through its index and sorts nothing, and a first build or full",
+        "refresh inserts straight into the partitions: no temporary table holds a copy of the history.",
     ]
     lines += [
         "",
