@@ -19,7 +19,7 @@
   A first build (or a full refresh) inserts the model's rows straight into the partitions: a
   temporary copy of the whole history would double what a first load of a year writes. Its weeks
   come from `weeks_from`, a model this model refs whose rows include its rows (the staging view:
-  a scan, where the model's query sorts); a week there and not in the model leaves an empty partition.
+  a plain scan of raw); a week there and not in the model leaves an empty partition.
 
   config: partition_by (column), weeks_from (model name), replace_key (column), unique_key (list of columns),
           partition_indexes (list of {columns: [...]} or {expression: "...", name: "..."}),
