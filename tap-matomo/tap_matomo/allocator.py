@@ -11,7 +11,7 @@ mmap and munmap per page, small against the page's download and decoding.
 
 `mallopt(M_MMAP_THRESHOLD, ...)` is glibc's documented way to fix the threshold (the same as the
 `MALLOC_MMAP_THRESHOLD_` environment variable, which must be set before the process starts). Other
-C libraries (musl, macOS) are left as they are.
+C libraries (musl's mallopt does nothing, macOS and Windows have none) are left as they are.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def return_large_blocks_to_the_system() -> bool:
     """Fix glibc's mmap threshold at its default; True when the C library took it."""
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the C library this process already runs on
-    except (AttributeError, OSError):
+    except (AttributeError, OSError, TypeError):  # no mallopt (macOS), no C library handle (Windows)
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
