@@ -93,6 +93,10 @@ def test_reconcile_follows_erasures_anonymisation_and_purges(database: str, tmp_
 
         reconcile = meltano.run(*RECONCILE)
         assert reconcile.returncode == 0, reconcile.stderr[-3000:]
+        decided = query(database, "SELECT count(*) FROM matomo_reconcile_log")
+        again = meltano.run("run", "dbt-postgres:build")  # within the reload overlap: reads the listing again
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert query(database, "SELECT count(*) FROM matomo_reconcile_log") == decided  # decided once
 
         # A reconcile that would delete most of a day stops, deleting nothing, until told otherwise.
         most = on_day(world, 1, closed)[: len(on_day(world, 1, closed)) * 3 // 4]

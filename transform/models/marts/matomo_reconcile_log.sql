@@ -10,7 +10,8 @@
 --                          is decided for the day;
 --             'matches'    nothing gone.
 -- A day whose deletions exceed var reconcile_max_delete_share of its visits stops the build with a
--- message, and nothing is deleted. Incremental: only reconcile loads newer than the last one seen.
+-- message, and nothing is deleted. Incremental: only reconcile loads newer than the last one seen
+-- (less reload_overlap_minutes), each listing decided once.
 {{
   config(
     materialized='incremental',
@@ -24,7 +25,7 @@
 }}
 -- depends_on: {{ ref('matomo') }}
 
-with reconciled as (
+with listed as (
     select distinct on (idsite, site_day)
         idsite,
         site_day::date as site_day,
@@ -37,6 +38,22 @@ with reconciled as (
     where (_sdc_batched_at at time zone 'UTC')::timestamptz > {{ matomo_reload_since(this) }}
     {% endif %}
     order by idsite, site_day, _sdc_batched_at desc
+),
+
+-- A listing is decided once: the reload overlap reads recent listings again, and only a day that
+-- was incomplete (its visits still landing) is decided again.
+reconciled as (
+    select *
+    from listed l
+    {% if is_incremental() %}
+    where not exists (
+        select from {{ this }} decided
+        where decided.idsite = l.idsite
+          and decided.site_day = l.site_day
+          and decided.run_started_at = l.run_started_at
+          and decided.outcome <> 'incomplete'
+    )
+    {% endif %}
 ),
 
 held as (
