@@ -27,6 +27,8 @@ from matomo_orchestrate.shards import ShardPlan, shard_of
 from matomo_orchestrate.state_moves import resharded
 from matomo_simulator import MatomoSimulator, World
 from matomo_simulator.server import Fault
+from tap_matomo.recent_visits import CAP as RECENT_CAP
+from tap_matomo.recent_visits import RecentVisits
 
 from devenv.net import free_port
 from devenv.postgres import LocalPostgres
@@ -230,6 +232,55 @@ def test_a_shard_killed_mid_run_is_run_again_at_once(project: MatomoSimulator) -
     spans = sorted((events[0][1], events[-1][1]) for events in shards.values())
     assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans)), spans
     assert_exactly_the_truth(sim)
+
+
+def busy_site_state(sites: list[int], busy: list[int]) -> dict:
+    """The unsharded job's state, the `busy` sites at the tap's cap of recent visits (about 213 KB each)."""
+    bookmark = datetime.now(UTC).replace(microsecond=0)
+    partitions = []
+    for site in sites:
+        recent = RecentVisits()
+        if site in busy:
+            for n in range(RECENT_CAP):
+                recent.remember(site * 10_000_000 + n, int(bookmark.timestamp()) - n, n.to_bytes(8, "big"))
+        partitions.append(
+            {
+                "context": {"idsite": site},
+                "replication_key": "action_timestamp",
+                "replication_key_value": bookmark.isoformat(),
+                "recent_visits": recent.encode(),
+            }
+        )
+    return {"singer_state": {"bookmarks": {"visits_actions": {"partitions": partitions}}}}
+
+
+def run_plan(job: t.Callable[[], dg.JobDefinition]) -> None:
+    """Only the cycle's plan op: each shard's sites, and their bookmarks moved."""
+    with dg.instance_for_test() as instance:
+        result = dg.execute_job(dg.reconstructable(job), instance=instance, op_selection=["matomo_hourly_plan"])
+        assert result.success
+
+
+def test_a_busy_sites_state_moves_to_two_then_three_shards(project: MatomoSimulator) -> None:
+    """A state over Linux's 128 KiB limit for one command-line argument (E2BIG before it went through a file)."""
+    meltano = MeltanoProject()
+    busy = [2, 5]
+    single = busy_site_state(SITES, busy)
+    size = len(json.dumps(single))
+    assert size > 2 * 200_000, size
+    meltano.set_state(STATE_BASE, single)
+    expected = {p["context"]["idsite"]: p for p in single["singer_state"]["bookmarks"]["visits_actions"]["partitions"]}
+
+    for shards, job in (("2", definitions.hourly_job), ("3", hourly_job_after_resharding)):
+        os.environ["MATOMO_SHARDS"] = shards
+        run_plan(job)
+        plan = ShardPlan(int(shards)).assign(SITES)
+        for name, sites in plan.items():
+            state = meltano.get_state(f"{STATE_BASE}:{name}")
+            partitions = state["singer_state"]["bookmarks"]["visits_actions"]["partitions"]
+            assert {p["context"]["idsite"]: p for p in partitions} == {site: expected[site] for site in sites}
+        assert meltano.get_state(STATE_BASE) == single  # the unsharded job's state is read, never changed
+    print(f"unsharded state of {size:,} bytes moved to 2, then 3 shards")
 
 
 def test_resharding_moves_each_site_to_its_new_shard_with_its_most_advanced_bookmark() -> None:

@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 from matomo_simulator.render import stringify_numbers
 from tap_matomo import schemas
+from tap_matomo.coerce import integer
 from tap_matomo.records import InvalidVisitError, visit_to_records
 from tap_matomo.timezones import local_wall_clock_to_utc, site_timezone
 
@@ -269,3 +270,9 @@ def test_custom_variables_of_visit_and_page_scope() -> None:
     row = next(visit_to_records(visit, UTC, UTC_SITE))
     assert row["usercustomproperties"] == {"lang": "en"}
     assert row["visit_custom_variables"] == {"plan": "pro"}
+
+
+def test_json_booleans_become_integers_in_integer_columns() -> None:
+    """Some stacks answer `true` for a flag (visitConverted): an integer column gets 1, never JSON true."""
+    assert (integer(True), integer(False), integer("3"), integer(2.0)) == (1, 0, 3, 2)
+    assert type(integer(True)) is int

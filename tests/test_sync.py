@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -244,3 +245,21 @@ def test_days_read_in_parallel_emit_what_one_at_a_time_emits(
         for idvisit in {r["idvisit"] for r in rows}:
             positions = [r["action_position"] for r in rows if r["idvisit"] == idvisit]
             assert positions == list(range(len(positions)))
+
+
+def test_every_live_request_has_the_sdks_duration_metric(
+    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path
+) -> None:
+    """Meltano users read request timings from the SDK's metric lines: the tap's own page sender writes them too."""
+    run = run_tap(tmp_path, {**tap_config, "site_ids": [1]})
+    assert run.returncode == 0, run.stderr[-2000:]
+    points = [
+        json.loads(line.split("METRIC: ", 1)[1])
+        for line in run.stderr.splitlines()
+        if "METRIC: " in line and '"http_request_duration"' in line
+    ]
+    live = [p for p in points if p["tags"]["stream"] == "visits_actions"]
+    assert len(live) == len(simulator.live_requests()) > 0
+    assert all(p["type"] == "timer" and p["value"] > 0 for p in live)
+    assert all(p["tags"]["status"] == "succeeded" and p["tags"]["context"]["idsite"] == 1 for p in live)
+    assert any(p["tags"]["stream"] == "sites" for p in points)

@@ -47,7 +47,8 @@ class Fault:
 
     kinds: `status` (HTTP `status` with an HTML body), `rate_limit` (429 + Retry-After),
     `slow` (answers after `delay` s), `reset` (closes the connection), `truncated` (half a
-    JSON body), `html` (200 with a web page), `empty` (200, no body), `query_timeout`
+    JSON body), `html` (200 with a web page), `echo` (HTTP `status` with a debug page quoting the
+    request's form body, as a misconfigured proxy may serve), `empty` (200, no body), `query_timeout`
     (Matomo's "Could not run the query in time" envelope), `envelope` (any error `message`),
     `mangle` (the normal answer passed through `transform` first). With `idsite`, only requests
     for that site match (a site whose database shard is down, say).
@@ -311,6 +312,10 @@ def _handler_for(sim: MatomoSimulator) -> type[BaseHTTPRequestHandler]:
                 self._json(401, {"result": "error", "message": BAD_TOKEN})
                 return
             fault = sim.take_fault(method, params.get("idSite"))
+            if fault and fault.kind == "echo":
+                page = f"<html><body><h1>Bad gateway</h1><pre>{form}\nPOST {self.path}</pre></body></html>"
+                self._raw(fault.status, page.encode(), "text/html")
+                return
             if fault and self._apply(fault):
                 return
             if method == "Live.getLastVisitsDetails":

@@ -10,13 +10,12 @@ database (state, run records) stays the project's one: MELTANO_DATABASE_URI, or 
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
+import tempfile
 import typing as t
 from collections import deque
 from dataclasses import dataclass, field
@@ -24,10 +23,11 @@ from pathlib import Path
 
 import yaml
 
+from matomo_orchestrate.parent_death import dying_with_this_process
+
 #: Where the shards' own system directories go (default: <project>/.meltano/shards).
 SHARD_DIRS_VAR = "MATOMO_SHARD_RUN_DIR"
 _PLUGIN_FOLDERS = ("extractors", "loaders", "utilities")
-_PR_SET_PDEATHSIG = 1
 
 
 class MeltanoError(RuntimeError):
@@ -42,16 +42,6 @@ def isolated_sys_dir(folder: Path, project: Path) -> Path:
         if not link.exists():
             link.symlink_to(project / ".meltano" / kind, target_is_directory=True)
     return folder
-
-
-def _die_with_parent() -> None:
-    """In the child: killed when the op's process dies (Linux), so no Meltano run outlives its op.
-
-    An op's process killed with -9 (a pod evicted, a worker lost) cannot stop its children; without
-    this, its Meltano run would go on beside the retry.
-    """
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass
@@ -100,13 +90,12 @@ class MeltanoProject:
         Raises MeltanoError with the command and its last error line when it fails.
         """
         process = subprocess.Popen(
-            [self.executable, *args],
+            dying_with_this_process([self.executable, *args]),
             cwd=self.root,
             env=self.process_env(extra_env, sys_dir),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            preexec_fn=_die_with_parent,
         )
         assert process.stdout is not None
         tail: deque[str] = deque(maxlen=40)
@@ -141,7 +130,12 @@ class MeltanoProject:
         return t.cast("dict[str, t.Any]", json.loads(out)) if out else {}
 
     def set_state(self, state_id: str, state: dict[str, t.Any]) -> None:
-        self._query("state", "set", "--force", state_id, json.dumps(state))
+        """`meltano state set`, the state passed in a file: a busy site's state alone is over the 128 KiB
+        Linux allows a single command-line argument (E2BIG)."""
+        with tempfile.TemporaryDirectory(prefix="matomo-state-") as folder:
+            path = Path(folder) / "state.json"
+            path.write_text(json.dumps(state))
+            self._query("state", "set", "--force", "--input-file", str(path), state_id)
 
     def config(self, plugin: str) -> dict[str, t.Any]:
         """The plugin's configuration as Meltano resolves it (meltano.yml, .env, environment variables)."""

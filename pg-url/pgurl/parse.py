@@ -3,91 +3,111 @@
 target-postgres (psycopg) and dbt-postgres (psycopg2) both sit on libpq, which reads PGHOST,
 PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE... by itself. So the URL is parsed once,
 here, into those variables; both tools then connect with them (meltano.yml and
-transform/profiles.yml name no host, user or password of their own). That gives both the same
-rules: `postgres://` and `postgresql://` (with or without `+driver`), percent-encoded user,
-password and database, IPv6 hosts, and libpq's query parameters (`sslmode`, `sslrootcert`,
-`connect_timeout`, `application_name`, `options`, ...).
+transform/profiles.yml name no host, user or password of their own).
+
+The URL is read by libpq's own parser (psycopg's `conninfo_to_dict`), so every URL libpq takes is
+taken: `postgres://` and `postgresql://` (a SQLAlchemy `+driver` is dropped), percent-encoded user,
+password and database, IPv6 and several hosts (`h1:5432,h2:5433`), and every libpq parameter after
+`?`. Each parameter becomes the variable libpq itself names for it (`PQconndefaults`); the few that
+have none (`keepalives`, `tcp_user_timeout`, `sslpassword`...) go into a connection service file of
+the process's own (environment.py), which libpq reads as it reads the variables.
 
 A PGDATABASE without a scheme is what libpq expects anyway, a database name, and is left alone.
+Errors are one line and never hold the password.
 """
 
 from __future__ import annotations
 
 import typing as t
-from urllib.parse import parse_qsl, unquote, urlsplit
+from dataclasses import dataclass, field
+from functools import cache
+from urllib.parse import unquote
 
-#: URL query parameters and the libpq variable each one sets.
-QUERY_VARIABLES = {
-    "host": "PGHOST",
-    "hostaddr": "PGHOSTADDR",
-    "port": "PGPORT",
-    "user": "PGUSER",
-    "password": "PGPASSWORD",
-    "dbname": "PGDATABASE",
-    "sslmode": "PGSSLMODE",
-    "sslrootcert": "PGSSLROOTCERT",
-    "sslcert": "PGSSLCERT",
-    "sslkey": "PGSSLKEY",
-    "sslcrl": "PGSSLCRL",
-    "sslnegotiation": "PGSSLNEGOTIATION",
-    "channel_binding": "PGCHANNELBINDING",
-    "gssencmode": "PGGSSENCMODE",
-    "require_auth": "PGREQUIREAUTH",
-    "connect_timeout": "PGCONNECT_TIMEOUT",
-    "application_name": "PGAPPNAME",
-    "options": "PGOPTIONS",
-    "target_session_attrs": "PGTARGETSESSIONATTRS",
-    "service": "PGSERVICE",
-}
+from psycopg import ProgrammingError, pq
+from psycopg.conninfo import conninfo_to_dict
+
 SCHEMES = ("postgres", "postgresql")
+#: What a user name or password must percent-encode to stay out of the URL's own syntax.
+_ENCODE_HINT = "percent-encode ':' '/' '@' '?' in the user name and password (%3A %2F %40 %3F)"
 
 
 class ConnectionURLError(ValueError):
     """PGDATABASE looks like a URL but is not one libpq could use (the message never holds the password)."""
 
 
-def libpq_environment(environ: t.Mapping[str, str]) -> dict[str, str]:
-    """The libpq variables to set for `environ`'s PGDATABASE (empty when there is nothing to translate).
+@dataclass(frozen=True)
+class Connection:
+    """A PGDATABASE URL as libpq takes it: its variables, and the parameters libpq reads from no variable."""
 
-    `TARGET_POSTGRES_DATABASE` (older setups) names the database when PGDATABASE is unset.
-    """
+    variables: dict[str, str] = field(default_factory=dict)
+    service_only: dict[str, str] = field(default_factory=dict)
+
+
+@cache
+def libpq_variables() -> dict[str, str]:
+    """Each libpq connection parameter and the environment variable libpq reads it from, as libpq says."""
+    return {option.keyword.decode(): option.envvar.decode() for option in pq.Conninfo.get_defaults() if option.envvar}
+
+
+def connection(environ: t.Mapping[str, str]) -> Connection:
+    """PGDATABASE (or TARGET_POSTGRES_DATABASE) read into libpq's variables and the other parameters."""
     value = environ.get("PGDATABASE", "").strip()
     if not value:
         legacy = environ.get("TARGET_POSTGRES_DATABASE", "").strip()
-        return {"PGDATABASE": legacy} if legacy else {}
+        return Connection({"PGDATABASE": legacy} if legacy else {})
     if "://" not in value:
-        return {}
+        return Connection()
     return _from_url(value)
 
 
-def _from_url(url: str) -> dict[str, str]:
-    scheme = url.split("://", 1)[0].lower()
-    if scheme.split("+", 1)[0] not in SCHEMES:
-        msg = f"PGDATABASE: the scheme {scheme!r} is not postgres:// or postgresql://"
+def _from_url(url: str) -> Connection:
+    scheme, _, rest = url.partition("://")
+    if scheme.lower().split("+", 1)[0] not in SCHEMES:
+        msg = f"PGDATABASE: the scheme {scheme.lower()!r} is not postgres:// or postgresql://"
         raise ConnectionURLError(msg)
-    parts = urlsplit(url)
+    plain = f"postgresql://{rest}"  # libpq knows no SQLAlchemy driver suffix
     try:
-        port = parts.port
-    except ValueError as exc:
-        msg = f"PGDATABASE: the port of {parts.hostname or 'the host'} is not a number"
-        raise ConnectionURLError(msg) from exc
-    found: dict[str, str] = {}
-    if parts.hostname:
-        found["PGHOST"] = unquote(parts.hostname)
-    if port is not None:
-        found["PGPORT"] = str(port)
-    if parts.username:
-        found["PGUSER"] = unquote(parts.username)
-    if parts.password is not None:
-        found["PGPASSWORD"] = unquote(parts.password)
-    database = unquote(parts.path.lstrip("/"))
-    if database:
-        found["PGDATABASE"] = database
-    for key, item in parse_qsl(parts.query, keep_blank_values=True):
-        variable = QUERY_VARIABLES.get(key)
-        if variable is None:
-            known = ", ".join(sorted(QUERY_VARIABLES))
-            msg = f"PGDATABASE: unknown parameter {key!r} (libpq knows {known})"
+        params = conninfo_to_dict(plain)
+    except ProgrammingError as exc:
+        reason = _redact(str(exc).strip(), url)
+        msg = f"PGDATABASE: {reason}"
+        raise ConnectionURLError(msg) from None
+    _check(params)
+    variables: dict[str, str] = {}
+    service_only: dict[str, str] = {}
+    names = libpq_variables()
+    for keyword, item in params.items():
+        if item is None:
+            continue
+        if keyword in names:
+            variables[names[keyword]] = str(item)
+        else:
+            service_only[keyword] = str(item)
+    if service_only and "service" in params:
+        listed = ", ".join(sorted(service_only))
+        msg = f"PGDATABASE: service= cannot be combined with {listed} (put them in the service)"
+        raise ConnectionURLError(msg)
+    return Connection(variables, service_only)
+
+
+def _check(params: dict[str, t.Any]) -> None:
+    """What libpq's parser lets through and its connection would refuse later, said now."""
+    hosts = str(params.get("host") or "").split(",")
+    if any("@" in host for host in hosts):
+        msg = f"PGDATABASE: a host name holds an '@' ({_ENCODE_HINT})"
+        raise ConnectionURLError(msg)
+    for index, port in enumerate(str(params.get("port") or "").split(",")):
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            host = hosts[index] if index < len(hosts) and hosts[index] else "the host"
+            msg = f"PGDATABASE: the port of {host} is not a number from 1 to 65535 ({_ENCODE_HINT})"
             raise ConnectionURLError(msg)
-        found[variable] = item
-    return found
+
+
+def _redact(text: str, url: str) -> str:
+    """libpq's message without the URL or the password it may quote."""
+    text = text.replace(url, "PGDATABASE")
+    authority = url.partition("://")[2].rpartition("@")[0]  # user:password, up to the last '@'
+    password = authority.partition(":")[2]
+    for secret in {password, unquote(password)} - {""}:
+        text = text.replace(secret, "***")
+    return text

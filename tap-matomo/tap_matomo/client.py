@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import random
+import re
 import typing as t
 import weakref
 from functools import cached_property
@@ -18,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 import requests
+from singer_sdk import metrics
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.streams import RESTStream
 from singer_sdk.streams.rest import HTTPRequest, PageContext
@@ -47,8 +49,25 @@ def _is_transient(status: int) -> bool:
     return status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == HTTPStatus.TOO_MANY_REQUESTS
 
 
-def _excerpt(response: requests.Response) -> str:
-    body = response.text.strip().replace("\n", " ")
+_USER_INFO = re.compile(r"(?<=//)[^/@\s]+@")
+
+
+def public_url(url: str) -> str:
+    """`scheme://host[:port]` of a URL, for messages: never its user info (a password may sit there)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def redact(text: str, secret: str | None) -> str:
+    """`text` without the token and without any URL's user info, fit for a log line or an error."""
+    if secret:
+        text = text.replace(secret, "***")
+    return _USER_INFO.sub("***@", text)
+
+
+def _excerpt(response: requests.Response, secret: str | None) -> str:
+    """The start of a body that is not JSON (an HTML error page may echo the request: redacted)."""
+    body = redact(response.text.strip().replace("\n", " "), secret)
     return body[:_BODY_EXCERPT] + ("..." if len(body) > _BODY_EXCERPT else "")
 
 
@@ -108,7 +127,7 @@ class MatomoStream(RESTStream):
     @override
     @property
     def timeout(self) -> int:
-        return int(self.config.get("request_timeout", 120))
+        return int(self.config["request_timeout"])
 
     @override
     @cached_property
@@ -142,8 +161,26 @@ class MatomoStream(RESTStream):
 
     def _describe(self, response: requests.Response) -> str:
         params = dict(parse_qsl(urlsplit(response.request.url or "").query))
-        where = f"site {params['idSite']}" if "idSite" in params else self.url_base
+        where = f"site {params['idSite']}" if "idSite" in params else public_url(self.url_base)
         return f"Matomo {params.get('method', self.api_method)} for {where}"
+
+    def log_request_duration(self, response: requests.Response, context: Context | None) -> None:
+        """The SDK's `http_request_duration` metric for a request this stream sent itself (the SDK
+        writes it only for requests of its own paging loop): same metric, same tags."""
+        tags: dict[str, t.Any] = {
+            metrics.Tag.STREAM: self.name,
+            metrics.Tag.ENDPOINT: self.path,
+            metrics.Tag.HTTP_STATUS_CODE: response.status_code,
+            metrics.Tag.STATUS: (
+                metrics.Status.SUCCEEDED if response.status_code < HTTPStatus.BAD_REQUEST else metrics.Status.FAILED
+            ),
+        }
+        if context:
+            tags[metrics.Tag.CONTEXT] = context
+        point = metrics.Point(
+            "timer", metric=metrics.Metric.HTTP_REQUEST_DURATION, value=response.elapsed.total_seconds(), tags=tags
+        )
+        metrics.log(self.metrics_logger, point)
 
     @override
     def validate_response(self, response: requests.Response) -> None:
@@ -153,7 +190,8 @@ class MatomoStream(RESTStream):
         try:
             body = json_shape(response)
         except ValueError as exc:
-            msg = f"{what}: HTTP {status}, body is not JSON ({_excerpt(response) or 'empty body'})"
+            excerpt = _excerpt(response, self.config["token_auth"]) or "empty body"
+            msg = f"{what}: HTTP {status}, body is not JSON ({excerpt})"
             if status == HTTPStatus.OK or _is_transient(status):
                 # A truncated or garbled answer: worth another try.
                 raise RetriableAPIError(msg, response) from exc
@@ -176,7 +214,8 @@ class MatomoStream(RESTStream):
         if _is_transient(status):
             raise RetriableAPIError(f"{what}: HTTP {status} {response.reason}", response)
         if status >= HTTPStatus.BAD_REQUEST:
-            raise FatalAPIError(f"{what}: HTTP {status} {response.reason}: {_excerpt(response)}")
+            excerpt = _excerpt(response, self.config["token_auth"])
+            raise FatalAPIError(f"{what}: HTTP {status} {response.reason}: {excerpt}")
 
     def json_list(self, response: requests.Response) -> list[t.Any]:
         """The body, which must be a JSON list (every Matomo method read here answers one)."""
@@ -194,11 +233,11 @@ class MatomoStream(RESTStream):
 
     @override
     def backoff_max_tries(self) -> int:
-        return int(self.config.get("max_retries", 5)) + 1
+        return int(self.config["max_retries"]) + 1
 
     @override
     def backoff_wait_generator(self) -> t.Generator[float, None, None]:
-        base = int(self.config.get("retry_backoff_ms", 2000)) / 1000
+        base = int(self.config["retry_backoff_ms"]) / 1000
 
         attempts = itertools.count()
 
@@ -223,13 +262,14 @@ class MatomoStream(RESTStream):
             details.get("wait", 0),
             details.get("tries", 0),
             self.backoff_max_tries(),
-            _safe_error(error if isinstance(error, BaseException) else None),
+            _safe_error(error if isinstance(error, BaseException) else None, self.config["token_auth"]),
             level=logging.WARNING,
         )
 
 
-def _safe_error(exc: BaseException | None) -> str:
-    """An exception as one line; requests' own messages hold URLs, never the token (it is in the body)."""
+def _safe_error(exc: BaseException | None, secret: str | None) -> str:
+    """An exception as one line; requests' own messages hold URLs (the token is in the body, but a URL
+    may carry user info), redacted all the same."""
     if exc is None:
         return "unknown error"
-    return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
+    return redact(f"{type(exc).__name__}: {exc}".replace("\n", " "), secret)[:300]

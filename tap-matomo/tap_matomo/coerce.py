@@ -23,7 +23,9 @@ def integer(value: t.Any) -> int | None:
     """An int from an int, an integral float or a numeric string; None when absent or empty."""
     if value is None or value == "":
         return None
-    if isinstance(value, int):  # bool included: Matomo's flags become 0/1
+    if isinstance(value, bool):  # Matomo's flags become 0/1, never JSON true/false in an integer column
+        return int(value)
+    if isinstance(value, int):
         return value
     if isinstance(value, float):
         return int(value)

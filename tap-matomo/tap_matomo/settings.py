@@ -22,7 +22,10 @@ SCHEMA = th.PropertiesList(
         th.StringType(pattern=r"^https?://[^/?#\s]+"),
         required=True,
         title="Matomo URL",
-        description="Base URL of the Matomo server, e.g. https://matomo.example.org",
+        description=(
+            "Base URL of the Matomo server, e.g. https://matomo.example.org; over plain http:// the token "
+            "crosses the network unencrypted (the tap warns, except on this machine's loopback)"
+        ),
     ),
     th.Property(
         "token_auth",
@@ -133,7 +136,10 @@ SCHEMA = th.PropertiesList(
         "reconcile_end_date",
         th.DateType,
         title="Reconcile end date",
-        description="reconcile mode: last day of that range (default and at most: yesterday)",
+        description=(
+            "reconcile mode: last day of that range (default yesterday); up to today, whose listing is taken "
+            "at the run's start: visits whose last action is before it and that Matomo no longer lists are gone"
+        ),
     ),
     th.Property(
         "include_visitor_ip",
@@ -169,6 +175,13 @@ def _parse_instant(value: str) -> datetime | date:
         return date.fromisoformat(value)
 
 
+def sends_token_in_clear(config: t.Mapping[str, t.Any]) -> bool:
+    """Whether `url` is plain http:// to another machine: the token, in the POST body, is readable on the way."""
+    parts = urlsplit(str(config.get("url") or ""))
+    loopback = parts.hostname in ("localhost", "::1") or (parts.hostname or "").startswith("127.")
+    return parts.scheme == "http" and not loopback
+
+
 def site_ids(config: t.Mapping[str, t.Any]) -> list[int]:
     """`site_ids` as a list: it may come as a list, one id, or a comma list from an environment variable."""
     value = config.get("site_ids")
@@ -176,6 +189,8 @@ def site_ids(config: t.Mapping[str, t.Any]) -> list[int]:
         return []
     if isinstance(value, int) and not isinstance(value, bool):
         return [value]
+    if isinstance(value, str) and not value.strip("[] "):
+        return []  # "[]" is how an empty MATOMO_SITE reaches a config file: every site, like ""
     items = value if isinstance(value, list) else str(value).strip("[] ").split(",")
     try:
         ids = [int(str(item).strip()) for item in items if str(item).strip()]
@@ -188,13 +203,14 @@ def site_ids(config: t.Mapping[str, t.Any]) -> list[int]:
 
 
 def reconcile_window(config: t.Mapping[str, t.Any], today: date) -> tuple[date, date]:
-    """The closed site-local days a reconcile run reads, given the site's today."""
+    """The site-local days a reconcile run reads, given the site's today: the last `reconcile_days`
+    closed days, or a one-off range, which may end today (an erasure applied at once, docs/reconcile.md)."""
     yesterday = today - timedelta(days=1)
     if config.get("reconcile_start_date"):
         first = date.fromisoformat(str(config["reconcile_start_date"])[:10])
         last = date.fromisoformat(str(config.get("reconcile_end_date") or yesterday)[:10])
-        return first, min(last, yesterday)
-    return today - timedelta(days=int(config.get("reconcile_days", 7))), yesterday
+        return first, min(last, today)
+    return today - timedelta(days=int(config["reconcile_days"])), yesterday
 
 
 def problems(config: t.Mapping[str, t.Any]) -> list[str]:

@@ -233,9 +233,9 @@ class VisitsActionsStream(SiteChildStream):
     def _start_site_run(self, context: Context) -> SiteRun:
         tz = site_timezone(context["timezone"])
         state = self.get_context_state(context)
-        lookback = timedelta(minutes=int(self.config.get("lookback_minutes", 60)))
+        lookback = timedelta(minutes=int(self.config["lookback_minutes"]))
         today = local_date(clock.utc_now(), tz)
-        reconcile = self.config.get("mode") == "reconcile"
+        reconcile = self.config["mode"] == "reconcile"
         if reconcile:  # whole closed days, every visit emitted again whatever the bookmark
             first_day, last_day = settings.reconcile_window(self.config, today)
             lower = day_start(first_day, tz)
@@ -265,10 +265,10 @@ class VisitsActionsStream(SiteChildStream):
             last_day=last_day,
             lookback_seconds=int(lookback.total_seconds()),
             recent_visits=RecentVisits() if reconcile else RecentVisits.decode(state.get(RECENT_VISITS_KEY)),
-            include_ip=bool(self.config.get("include_visitor_ip", False)),
+            include_ip=bool(self.config["include_visitor_ip"]),
             logger=self.logger,
             started_at=int(clock.utc_now().timestamp()),
-            page_limit=int(self.config.get("page_size", 500)),
+            page_limit=int(self.config["page_size"]),
             whole_days=reconcile,
         )
         self.log(
@@ -285,7 +285,7 @@ class VisitsActionsStream(SiteChildStream):
     def request_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """The site's days, up to `max_parallel_requests` fetched at once, pages read as they arrive (day_fetch.py)."""
         run = self._require_run()
-        parallel = int(self.config.get("max_parallel_requests", 4))
+        parallel = int(self.config["max_parallel_requests"])
         with self.get_http_request_counter() as request_counter:
             request_counter.with_context(context)
             for day, response in fetch_pages(run.days(), partial(self._fetch_day, context), parallel):
@@ -341,6 +341,7 @@ class VisitsActionsStream(SiteChildStream):
 
         def send_page(prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
             response = self.requests_session.send(prepared, timeout=self.timeout, allow_redirects=self.allow_redirects)
+            self.log_request_duration(response, context)
             try:
                 self.validate_response(response)
             except MatomoQueryTimeoutError:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 import typing as t
-from urllib.parse import urlsplit
 
 import requests
 from singer_sdk import Stream, Tap
@@ -14,7 +13,7 @@ from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, Retriabl
 
 from tap_matomo import clock, settings, streams
 from tap_matomo.allocator import return_large_blocks_to_the_system
-from tap_matomo.client import MatomoStream
+from tap_matomo.client import MatomoStream, public_url
 from tap_matomo.compat import override
 from tap_matomo.day_ledger import DayLedger
 from tap_matomo.records import InvalidVisitError
@@ -39,6 +38,11 @@ class TapMatomo(Tap):
         found = settings.problems(self.config)
         if found and validate_config:
             raise ConfigValidationError("Config validation failed", errors=found)
+        if settings.sends_token_in_clear(self.config):
+            self.logger.warning(
+                "url: %s is plain http://: token_auth crosses the network unencrypted; use https://",
+                public_url(self.config["url"]),
+            )
 
     @override
     def discover_streams(self) -> list[Stream]:
@@ -73,8 +77,7 @@ def main() -> None:
         sys.exit(1)
     except requests.exceptions.RequestException as exc:
         request = exc.request
-        url = urlsplit(request.url or "") if request is not None else None
-        where = f"{url.scheme}://{url.netloc}" if url else "the configured url"
+        where = public_url(request.url or "") if request is not None else "the configured url"
         logging.getLogger(TapMatomo.name).error(
             "tap-matomo failed: cannot reach Matomo at %s (%s)", where, type(exc).__name__
         )
