@@ -15,6 +15,8 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = str(Path(sys.executable).parent / "meltano")
 STATE_ID = "dev:tap-matomo-to-target-postgres"
+#: The project's loader, as `meltano install` put it in its plugin venv.
+LOADER = str(ROOT / ".meltano/loaders/target-postgres/venv/bin/target-postgres-matomo")
 
 
 @dataclass

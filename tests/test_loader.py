@@ -11,9 +11,8 @@ from matomo_simulator import MatomoSimulator
 from psycopg import sql
 
 from tests.helpers import run_tap
-from tests.pipeline import ROOT
+from tests.pipeline import LOADER
 
-LOADER = str(ROOT / ".meltano/loaders/target-postgres/venv/bin/target-postgres-matomo")  # meltano install
 SDC = ("_sdc_extracted_at", "_sdc_received_at", "_sdc_batched_at", "_sdc_sequence", "_sdc_sync_started_at")
 
 

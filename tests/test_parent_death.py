@@ -74,7 +74,7 @@ def test_meltano_runs_start_through_the_wrapper_with_no_preexec_fn(monkeypatch: 
 
     monkeypatch.setattr(meltano_module.subprocess, "Popen", Recorder)
     MeltanoProject(env={"MELTANO_ENVIRONMENT": "dev"}).run("run", "tap-matomo", "target-postgres")
-    (args, kwargs), = started
+    ((args, kwargs),) = started
     assert args[:4] == [sys.executable, "-m", "matomo_orchestrate.parent_death", str(os.getpid())]
     assert args[4].endswith("meltano")
     assert args[5:] == ["run", "tap-matomo", "target-postgres"]

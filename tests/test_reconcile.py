@@ -165,3 +165,35 @@ def test_reconcile_follows_erasures_anonymisation_and_purges(database: str, tmp_
         f"anonymised {len(anonymised)}, kept on the purged day {len(kept_purged)} (reported, then deleted on "
         f"opt-in), archived days compared {archived}"
     )
+
+
+def test_an_erasure_of_today_applies_at_once(database: str, tmp_path: Path) -> None:
+    """A one-off reconcile may end today: a visit erased today leaves the warehouse now, not a night later."""
+    world = World(seed=22)
+    world.sites = {1: world.sites[1]}  # UTC
+    now = datetime.now(UTC)
+    world.generate(now - timedelta(days=1), now - timedelta(minutes=5), visits_per_day=40)
+    today = now.date()
+    today_start = world.site_day_bounds(1, today)[0]
+    erased = world.add_visit(1, max(int(now.timestamp()) - 60, today_start + 1), n_actions=3)
+    with MatomoSimulator(world, TOKENS) as sim:
+        meltano = project_meltano(sim.url, database, tmp_path / "meltano.db")
+        meltano.env["STARTDATE"] = (today - timedelta(days=1)).isoformat()
+        assert meltano.run(*JOB).returncode == 0
+        assert erased.idvisit in visit_ids(database, "matomo")
+        held_today = query(database, "SELECT nb_visits FROM matomo_daily WHERE idsite = 1 AND site_day = %s", today)
+
+        assert sim.delete_data_subjects([erased.idvisit]) == 1
+        assert meltano.run(*JOB).returncode == 0
+        assert erased.idvisit in visit_ids(database, "matomo")  # the hourly job never deletes
+
+        meltano.env |= {"RECONCILE_FROM": today.isoformat(), "RECONCILE_TO": today.isoformat()}
+        done = meltano.run(*RECONCILE)
+        assert done.returncode == 0, done.stderr[-3000:]
+        for table in ("matomo_raw.visits_actions", "matomo", "matomo_visits"):
+            assert erased.idvisit not in visit_ids(database, table), table
+        assert query(database, "SELECT nb_visits FROM matomo_daily WHERE idsite = 1 AND site_day = %s", today) == [
+            (held_today[0][0] - 1,)
+        ]
+        log = query(database, "SELECT site_day, outcome, gone_idvisits FROM matomo_reconcile_log")
+        assert log == [(today, "deleted", [erased.idvisit])]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from matomo_simulator import MatomoSimulator
-
 from tap_matomo import settings
 
 from tests.helpers import TAP, TOKEN, run_tap
@@ -99,6 +98,8 @@ def test_discover_shows_the_key_and_replication_key(tmp_path: Path, tap_config: 
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize(("value", "ids"), [("[]", []), ("[ ]", []), ("", []), (None, []), ("[1, 3]", [1, 3]), (3, [3])])
+@pytest.mark.parametrize(
+    ("value", "ids"), [("[]", []), ("[ ]", []), ("", []), (None, []), ("[1, 3]", [1, 3]), (3, [3])]
+)
 def test_site_ids_empty_in_every_form_means_every_site(value: object, ids: list[int]) -> None:
     assert settings.site_ids({"site_ids": value}) == ids

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,11 +17,12 @@ import pytest
 import requests
 from matomo_simulator import MatomoSimulator, World
 from psycopg import sql
+from tap_matomo.schemas import VISITS_ACTIONS
 
 from devenv.postgres import LocalPostgres
 from tests.conftest import LoadedProject, new_database
 from tests.helpers import TOKEN
-from tests.pipeline import ROOT, Meltano, query
+from tests.pipeline import LOADER, ROOT, Meltano, query
 
 JOB = ("run", "matomo-to-postgres")
 NODE_INDEXES = 16  # the Node tool's set (see data-contract.md)
@@ -364,3 +369,128 @@ def test_rows_committed_late_with_older_batch_times_are_read_within_the_overlap(
     durations = dict(query(database, "SELECT idvisit, max(visitduration) FROM matomo GROUP BY idvisit"))
     assert durations[late] == 99999
     assert durations[too_late] != 99999  # older than the overlap: the documented limit (a full refresh reads it)
+
+
+def an_hour_ago(database: str) -> None:
+    """Every load so far moved an hour into the past, as if the next run came an hour later."""
+    with psycopg.connect(database) as conn:
+        conn.execute("UPDATE matomo_raw.visits_actions SET _sdc_batched_at = _sdc_batched_at - interval '1 hour'")
+        for model in MODELS:
+            conn.execute(
+                sql.SQL("UPDATE {} SET loaded_at = loaded_at - interval '1 hour'").format(sql.Identifier(model))
+            )
+
+
+def test_a_visit_whose_day_changes_leaves_its_old_day_in_matomo_daily(
+    pipeline: Meltano, simulator: MatomoSimulator, database: str
+) -> None:
+    """With create_new_visit_after_midnight=0 a visit of yesterday takes a hit today: its day moves."""
+    world = simulator.world
+    now = datetime.now(UTC)
+    yesterday = (now - timedelta(days=1)).date()
+    noon = int(datetime.combine(yesterday, datetime.min.time(), UTC).timestamp()) + 12 * 3600
+    moved = world.add_visit(1, noon, n_actions=2)  # site 1 is UTC
+    pipeline.env["TAP_MATOMO_LOOKBACK_MINUTES"] = str((int(now.timestamp()) - noon) // 60 + 60)
+    assert pipeline.run(*JOB).returncode == 0
+    assert query(database, "SELECT site_day FROM matomo_visits WHERE idvisit = %s", moved.idvisit) == [(yesterday,)]
+
+    # An hour later (every load so far moved back an hour), the hourly job as usual, twice: a new visit on
+    # another site, then the moved visit's hit. The day it leaves has no other visit loaded since (dbt's
+    # reload overlap reads the previous run's loads again).
+    an_hour_ago(database)
+    pipeline.env.pop("TAP_MATOMO_LOOKBACK_MINUTES")
+    world.add_visit(2, int(now.timestamp()) - 120, n_actions=1)
+    assert pipeline.run(*JOB).returncode == 0
+    world.grow_visit(moved.idvisit, int(now.timestamp()) - 60, n_actions=1)  # today
+    done = pipeline.run(*JOB)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert query(database, "SELECT site_day FROM matomo_visits WHERE idvisit = %s", moved.idvisit) == [(now.date(),)]
+    recomputed = query(
+        database,
+        "SELECT idsite, site_day, count(*), sum(actions) FROM matomo_visits GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    assert query(database, "SELECT idsite, site_day, nb_visits, nb_actions FROM matomo_daily ORDER BY 1, 2") == (
+        recomputed
+    )
+
+
+#: target-postgres-matomo's lock around table set-up (sink.DDL_LOCK_KEY, in the loader's own venv).
+LOADER_DDL_LOCK = "tap-matomo loader ddl"
+
+
+def raw_visit_rows(database: str, idvisit: int) -> list[dict]:
+    """A visit's raw rows as the loader takes them (the loader's own `_sdc_*` columns left out)."""
+    return [
+        {k: v for k, v in row.items() if not k.startswith("_sdc_")}
+        for (row,) in query(
+            database,
+            "SELECT row_to_json(r) FROM matomo_raw.visits_actions r WHERE idvisit = %s ORDER BY action_id",
+            idvisit,
+        )
+    ]
+
+
+def start_loader(database: str, tmp_path: Path, name: str) -> subprocess.Popen[str]:
+    """The project's loader as meltano.yml configures it, reading Singer messages from a pipe."""
+    config = tmp_path / f"{name}.json"
+    loader_config = {
+        "sqlalchemy_url": "postgresql+psycopg://",
+        "default_target_schema": "matomo_raw",
+        "load_method": "upsert",
+        "add_record_metadata": True,
+        "use_copy": True,
+        "validate_records": False,
+    }
+    config.write_text(json.dumps(loader_config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")} | {"PGDATABASE": database, "PGTZ": "UTC"}
+    return subprocess.Popen(
+        [LOADER, "--config", str(config)],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
+
+
+def test_two_loads_of_one_visit_at_once_leave_the_newer_extraction_whole(
+    pipeline: Meltano, database: str, tmp_path: Path
+) -> None:
+    """The hourly job and the reconcile (or a retried shard) load one visit at the same time: the load
+    that started first (the older extraction, one action longer) commits last."""
+    (idvisit,) = query(database, "SELECT idvisit FROM matomo GROUP BY idvisit HAVING count(*) >= 2 LIMIT 1")[0]
+    rows = raw_visit_rows(database, idvisit)
+    newer = [{**row, "visitduration": 222} for row in rows]
+    extra = {**rows[-1], "action_id": f"{idvisit}_{len(rows)}", "action_position": len(rows)}
+    older = [{**row, "visitduration": 111} for row in [*rows, extra]]
+    schema = {"type": "SCHEMA", "stream": "visits_actions", "schema": VISITS_ACTIONS, "key_properties": ["action_id"]}
+
+    def messages(records: list[dict]) -> str:
+        lines = [
+            json.dumps(schema),
+            *(json.dumps({"type": "RECORD", "stream": "visits_actions", "record": r}) for r in records),
+        ]
+        return "\n".join(lines) + "\n"
+
+    # The first loader starts (its sync start is taken as it starts) and sets up its table under the
+    # loaders' DDL lock, held here until it waits for it: then it has started, before the second.
+    with psycopg.connect(database, autocommit=True) as holder:
+        holder.execute("select pg_advisory_lock(hashtext(%s))", (LOADER_DDL_LOCK,))
+        first = start_loader(database, tmp_path, "older")
+        assert first.stdin is not None
+        first.stdin.write(json.dumps(schema) + "\n")
+        first.stdin.flush()
+        waiting = "select count(*) from pg_locks where locktype = 'advisory' and not granted"
+        while holder.execute(waiting).fetchone() != (1,):
+            assert first.poll() is None, "the first loader ended early"
+            time.sleep(0.05)
+    second = start_loader(database, tmp_path, "newer")
+    _, second_log = second.communicate(messages(newer), timeout=120)
+    assert second.returncode == 0, second_log[-2000:]
+    _, first_log = first.communicate(messages(older).split("\n", 1)[1], timeout=120)
+    assert first.returncode == 0, first_log[-2000:]
+
+    done = pipeline.run("run", "dbt-postgres:build")
+    assert done.returncode == 0, done.stderr[-3000:]
+    landed = query(database, "SELECT action_id, visitduration FROM matomo WHERE idvisit = %s ORDER BY 1", idvisit)
+    assert landed == [(row["action_id"], 222) for row in newer]

@@ -67,7 +67,7 @@ _ITEM = th.ObjectType(
 
 VISITS_ACTIONS: tuple[Column, ...] = (
     # Columns kept from the Node tool (@socialgouv/matomo-postgres).
-    Column("action_id", "key", "text", description="{idvisit}_{position}"),
+    Column("action_id", "key", "text", description="{idvisit}_{position}, the action's key (the Node tool's)"),
     _visit("idsite", "integer", description="visit idSite (the site's id when absent)"),
     _visit("idvisit", "bigint", "idVisit"),
     _visit("actions", "integer", "actions"),
@@ -89,7 +89,7 @@ VISITS_ACTIONS: tuple[Column, ...] = (
     _action("action_eventname", "text", "eventName"),
     _action("action_eventvalue", "numeric", "eventValue"),
     _action("action_timespent", "integer", "timeSpent"),
-    _action("action_timestamp", "timestamptz", description="true UTC"),
+    _action("action_timestamp", "timestamptz", description="true UTC instant of the action"),
     _action("usercustomproperties", "jsonb", description="page-scope custom variables {name: value}"),
     _action("usercustomdimensions", "jsonb", description="{dimensionN: value}, action scope winning"),
     *(_action(f"dimension{n}", "text", description="flat copy of dimensionN") for n in range(1, DIMENSION_SLOTS + 1)),

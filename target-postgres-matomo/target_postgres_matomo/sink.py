@@ -2,16 +2,18 @@
 
 Profiled on 270,000 actions (docs/benchmarks.md): upstream builds a dict per record and runs a
 SQLAlchemy bind processor per value before COPY, and BATCH files of the SDK's `jsonl` format are
-gzipped by the tap. Two overrides, both hooks the SDK documents for this purpose:
+gzipped by the tap. Overrides of hooks the SDK and upstream document for this purpose:
 
 - `bulk_insert_records` ("may be overridden to provide faster, native bulk uploads"): rows go to
   COPY as lists in column order; psycopg adapts plain values, JSON and array columns go through
   upstream's own bind processors.
-  Upstream's semantics are kept: one row per primary key (the last one), then upstream's upsert.
+  Upstream's semantics are kept: one row per primary key (the last one), then the upsert (below).
 - `process_batch_files`: reads tap-matomo's `jsonl-plain` BATCH files (uncompressed JSON Lines),
   adds the `_sdc_*` columns upstream adds to RECORD messages (the dbt models read
   `_sdc_batched_at` and `_sdc_sync_started_at`), loads them through upstream's `process_batch`
   (temp table, COPY, upsert) and deletes each file once its rows are committed.
+- `upsert`: upstream's insert-or-update on the key as one statement that never lets an older
+  extraction overwrite a newer one (two loads of one visit at once).
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ from urllib.parse import unquote, urlsplit
 import msgspec
 import psycopg
 import sqlalchemy
+from sqlalchemy.dialects import postgresql
 from target_postgres.sinks import PostgresSink
 from typing_extensions import override
 
 #: tap-matomo's BATCH format (tap_matomo/batch_files.py).
 JSONL_PLAIN = "jsonl-plain"
+#: When the load that wrote a row started (the SDK's metadata column): the row's extraction's age.
+SYNC_STARTED_AT = "_sdc_sync_started_at"
 
 
 class BatchFileError(ValueError):
@@ -65,6 +70,38 @@ class MatomoPostgresSink(PostgresSink):
                 super().setup()
         finally:
             engine.dispose()
+
+    @override
+    def upsert(
+        self,
+        from_table: sqlalchemy.Table,
+        to_table: sqlalchemy.Table,
+        schema: dict[str, t.Any],
+        join_keys: t.Sequence[str],
+        connection: sqlalchemy.engine.Connection,
+    ) -> int | None:
+        """Upstream's upsert (insert new keys, update the others) as one `INSERT ... ON CONFLICT`, where a row
+        of an older extraction never replaces one of a newer.
+
+        Two loads of one visit can run at once (the hourly job and the reconcile, a retried shard).
+        Upstream's update is last-committer-wins per row: the load that started first, with the older
+        version of the visit, could commit last and overwrite the newer version's rows, and its two
+        statements let a concurrent insert of the same new key fail. Here a row is replaced only by one
+        whose load started at the same time or later (`_sdc_sync_started_at`); `matomo` then keeps each
+        visit's newest extraction whole (its rows all carry that load's start).
+        """
+        if self.append_only or SYNC_STARTED_AT not in to_table.columns:
+            return t.cast("int | None", super().upsert(from_table, to_table, schema, join_keys, connection))
+        names = [column.name for column in from_table.columns]
+        insert = postgresql.insert(to_table).from_select(names, sqlalchemy.select(*from_table.columns))
+        current, incoming = to_table.columns[SYNC_STARTED_AT], insert.excluded[SYNC_STARTED_AT]
+        statement = insert.on_conflict_do_update(
+            index_elements=list(join_keys),
+            set_={name: insert.excluded[name] for name in names if name not in join_keys},
+            where=sqlalchemy.or_(current.is_(None), incoming.is_(None), current <= incoming),
+        )
+        connection.execute(statement)
+        return None
 
     @override
     def bulk_insert_records(

@@ -7,7 +7,7 @@
   What is custom here is only what dbt-postgres cannot do: the partitioned parent and the
   weekly partitions, created before the rows of their week. The rest is dbt's: schema changes
   (`on_schema_change`, default append_new_columns: a column added to the model appears),
-  delete+insert, hooks. One run at a time: an advisory lock is taken before the model's query
+  delete+insert, hooks, grants and persist_docs. One run at a time: an advisory lock is taken before the model's query
   reads anything, so a run never replaces newer rows with the older ones it read first.
   Indexes are created on the parent, so every partition, present or future, has them; a first
   build creates them after loading its rows.
@@ -100,6 +100,10 @@
       {{ get_delete_insert_merge_sql(target_relation, staged, replace_key, dest_columns, predicates) }}
     {% endcall %}
   {% endif %}
+
+  {#- Grants and column comments as dbt's own materializations apply them (config grants, persist_docs). -#}
+  {% do apply_grants(target_relation, config.get('grants'), should_revoke=should_revoke(existing, full_refresh)) %}
+  {% do persist_docs(target_relation, model) %}
 
   {{ run_hooks(post_hooks, inside_transaction=True) }}
   {% do adapter.commit() %}

@@ -1,8 +1,9 @@
 -- Per site and site-local day, in the sense of Matomo's VisitsSummary.get: a visit counts on
 -- the day of its last action (nb_visits), and nb_actions adds up the visits' `actions`
 -- (pageviews, events, downloads, outlinks, site searches), so the warehouse reconciles with Matomo.
--- An incremental run recomputes only the (site, day) rows of the visits `matomo_visits` changed,
--- and of the days a reconcile run deleted visits from (matomo_reconcile_log).
+-- An incremental run recomputes only the (site, day) rows of the visits `matomo_visits` changed (their
+-- day and the day they were on before), and of the days a reconcile run deleted visits from
+-- (matomo_reconcile_log). A day no visit is on any more loses its row.
 {{
   config(
     materialized='incremental',
@@ -10,6 +11,7 @@
     unique_key=['idsite', 'site_day'],
     on_schema_change='append_new_columns',
     indexes=[{'columns': ['idsite', 'site_day'], 'unique': True}, {'columns': ['loaded_at']}],
+    post_hook="delete from {{ this }} where nb_visits = 0",
   )
 }}
 
@@ -22,6 +24,11 @@ with touched_days as (
     from {{ ref('matomo_visits') }}
     where loaded_at > {{ since }}
     union
+    -- the days those visits were on before, which a visit whose day changed has left
+    select idsite, previous_site_day
+    from {{ ref('matomo_visits') }}
+    where loaded_at > {{ since }} and previous_site_day is not null
+    union
     -- days whose gone visits a reconcile run deleted (their rows here are deleted with them)
     select idsite, site_day
     from {{ ref('matomo_reconcile_log') }}
@@ -29,20 +36,26 @@ with touched_days as (
 )
 {% endif %}
 
+{%- set day = 't' if is_incremental() else 'v' %}
 select
-    idsite,
-    site_day,
-    min(sitename) as sitename,
-    count(*) as nb_visits,
-    sum(actions) as nb_actions,
-    sum(pageviews) as pageviews,
-    sum(events) as events,
-    sum(conversions) as conversions,
-    sum(orders) as orders,
-    sum(order_revenue) as revenue,
-    max(loaded_at) as loaded_at
-from {{ ref('matomo_visits') }}
+    {{ day }}.idsite,
+    {{ day }}.site_day,
+    min(v.sitename) as sitename,
+    count(v.idvisit) as nb_visits,
+    sum(v.actions) as nb_actions,
+    sum(v.pageviews) as pageviews,
+    sum(v.events) as events,
+    sum(v.conversions) as conversions,
+    sum(v.orders) as orders,
+    sum(v.order_revenue) as revenue,
+    max(v.loaded_at) as loaded_at
 {% if is_incremental() %}
-where (idsite, site_day) in (select idsite, site_day from touched_days)
+-- every touched day, those left without a visit too: their row is replaced by an empty one, which the
+-- post-hook deletes (delete+insert only replaces the days the new rows name)
+from touched_days t
+left join {{ ref('matomo_visits') }} v on v.idsite = t.idsite and v.site_day = t.site_day
+group by t.idsite, t.site_day
+{% else %}
+from {{ ref('matomo_visits') }} v
+group by v.idsite, v.site_day
 {% endif %}
-group by idsite, site_day

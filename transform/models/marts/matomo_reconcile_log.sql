@@ -61,7 +61,10 @@ held as (
         r.idsite,
         r.site_day,
         v.idvisit,
-        v.loaded_at >= r.run_started_at as listed_again
+        v.loaded_at >= r.run_started_at as listed_again,
+        -- A listing of today is taken as the run starts: a visit whose last action is later (loaded by
+        -- an hourly run meanwhile) was not there to be listed, and cannot be judged gone.
+        v.visit_last_action_at >= r.run_started_at as after_listing
     from reconciled r
     join {{ ref('matomo_visits') }} v on v.idsite = r.idsite and v.site_day = r.site_day
 ),
@@ -74,7 +77,9 @@ days as (
         r.actions_listed,
         count(h.idvisit) as visits_held,
         count(h.idvisit) filter (where h.listed_again) as visits_landed,
-        coalesce(array_agg(h.idvisit order by h.idvisit) filter (where not h.listed_again), '{}') as gone_idvisits,
+        coalesce(
+            array_agg(h.idvisit order by h.idvisit) filter (where not h.listed_again and not h.after_listing), '{}'
+        ) as gone_idvisits,
         r.run_started_at,
         r.loaded_at
     from reconciled r

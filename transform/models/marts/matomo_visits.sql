@@ -1,7 +1,9 @@
 -- One row per visit: its fields (as of its latest extraction), first and last action, the
 -- site-local day of its last action, action counts per type and revenue. An incremental run
 -- recomputes only the visits whose rows `matomo` replaced since the last run (their rows loaded
--- since, through the `loaded_at` indexes, within the weeks those rows are in).
+-- since, through the `loaded_at` indexes, within the weeks those rows are in). It keeps the day
+-- each of them was on before (`previous_site_day`): a visit whose day changed (a hit after midnight
+-- with create_new_visit_after_midnight=0) leaves that day, which matomo_daily then recomputes.
 {{
   config(
     materialized='incremental',
@@ -23,9 +25,12 @@ with touched_visits as (
     select distinct idvisit
     from {{ ref('matomo') }}
     where loaded_at > {{ since }}
-)
+),
+{% else %}
+with
 {% endif %}
 
+visits as (
 select
     idvisit,
     min(idsite) as idsite,
@@ -78,3 +83,16 @@ where idvisit in (select idvisit from touched_visits)
     and action_timestamp between {{ window[0] }} and {{ window[1] }}
 {% endif %}
 group by idvisit
+)
+
+select
+    visits.*,
+    {% if is_incremental() -%}
+    before.site_day
+    {%- else -%}
+    null::date
+    {%- endif %} as previous_site_day
+from visits
+{% if is_incremental() %}
+left join {{ this }} before on before.idvisit = visits.idvisit
+{% endif %}
