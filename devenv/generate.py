@@ -128,7 +128,7 @@ def marts_yaml() -> str:
     """The dbt YAML of `matomo` and `matomo_visits`."""
     registry = {column.name: column for column in VISITS_ACTIONS}
     matomo = [(c.name, describe(c)) for c in VISITS_ACTIONS] + list(MATOMO["extra"].items())
-    repeated = visit_columns_repeated()
+    repeated = ["idvisit", *visit_columns_repeated()]  # the key, then what the visit's rows share
     visits = [(name, describe(registry[name])) for name in repeated]
     visits += [(name, text) for name, text in VISITS_OWN.items() if name not in repeated]
     document = {

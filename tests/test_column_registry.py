@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
+import yaml
 from tap_matomo import columns, schemas
 
+from devenv import generate
 from tests.pipeline import ROOT
+
+pytestmark = pytest.mark.unit
 
 STAGING = ROOT / "transform" / "models" / "staging" / "stg_matomo__visits_actions.sql"
 VISITS_MART = ROOT / "transform" / "models" / "marts" / "matomo_visits.sql"
@@ -56,3 +61,10 @@ def test_the_number_of_dimension_columns_is_declared_once() -> None:
     names = [c.name for c in columns.VISITS_ACTIONS if re.fullmatch(r"dimension\d+", c.name)]
     assert tuple(names) == columns.DIMENSION_NAMES
     assert len(names) == columns.DIMENSION_SLOTS
+
+
+def test_the_dbt_docs_of_the_main_tables_follow_the_registry() -> None:
+    """transform/models/marts/_matomo.yml is what devenv/generate.py makes of the registry."""
+    assert generate.main(["--check"]) == 0
+    documented = {c["name"] for c in yaml.safe_load(generate.marts_yaml())["models"][0]["columns"]}
+    assert documented == {c.name for c in columns.VISITS_ACTIONS} | {"loaded_at"}

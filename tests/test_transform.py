@@ -220,6 +220,48 @@ def test_extra_indexes_destination_table_and_docs(pipeline: Meltano, database: s
     pipeline.env.pop("DESTINATION_TABLE")
     docs = pipeline.run("invoke", "dbt-postgres:docs-generate")
     assert docs.returncode == 0, docs.stdout[-3000:]
+    # Every column of the two main tables is documented (from the column registry).
+    target = Path(pipeline.env["DBT_TARGET_PATH"])
+    manifest = json.loads((target / "manifest.json").read_text())["nodes"]
+    catalog = json.loads((target / "catalog.json").read_text())["nodes"]
+    for model in ("matomo", "matomo_visits"):
+        documented = {name: c["description"] for name, c in manifest[f"model.matomo.{model}"]["columns"].items()}
+        built = set(catalog[f"model.matomo.{model}"]["columns"])
+        assert len(built) > 20
+        assert {name for name in built if documented.get(name)} == built, model
+
+
+def test_grants_and_persisted_docs_reach_the_partitioned_table(
+    pipeline: Meltano, database: str, tmp_path: Path
+) -> None:
+    """The custom materialization honours dbt's `grants` and `persist_docs` like dbt's own."""
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS matomo_reader")
+        conn.execute("CREATE ROLE matomo_reader")
+    project = tmp_path / "transform"
+    shutil.copytree(ROOT / "transform", project, ignore=shutil.ignore_patterns("target", "logs"))
+    settings = project / "dbt_project.yml"
+    settings.write_text(
+        settings.read_text().replace(
+            "    marts:\n",
+            "    marts:\n"
+            "      +persist_docs: {relation: true, columns: true}\n"
+            "      +grants: {select: [matomo_reader]}\n",
+        )
+    )
+    done = pipeline.run("invoke", "dbt-postgres", "run", "--select", "matomo", "--project-dir", str(project))
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert query(database, "SELECT has_table_privilege('matomo_reader', 'public.matomo', 'SELECT')") == [(True,)]
+    comments = dict(
+        query(
+            database,
+            "SELECT attname, col_description(attrelid, attnum) FROM pg_attribute "
+            "WHERE attrelid = 'public.matomo'::regclass AND attnum > 0 AND NOT attisdropped",
+        )
+    )
+    assert comments["action_timestamp"] == "True UTC instant of the action."
+    assert all(comments.values())
+    assert query(database, "SELECT obj_description('public.matomo'::regclass)")[0][0].startswith("One row per")
 
 
 def test_two_dbt_runs_at_once_queue(pipeline: Meltano, database: str) -> None:
