@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PLUGINS_STAMP := .meltano/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo dagster test lint install clean
+.PHONY: demo dagster test test-fast lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ lint: $(STAMP)
 # run directory (tests/pipeline.py), so runs on both workers cannot collide.
 test: lint install
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# The inner loop: lint and the tests marked `unit` (no PostgreSQL, Meltano, dbt or Dagster), in under a minute.
+test-fast: lint
+	$(BIN)/python -m pytest -n 2 -m unit
 
 clean:
 	rm -rf $(VENV) .meltano .local .pytest_cache .ruff_cache output

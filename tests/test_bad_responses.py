@@ -9,6 +9,8 @@ from matomo_simulator import Fault, MatomoSimulator
 
 from tests.helpers import run_tap
 
+pytestmark = pytest.mark.unit
+
 
 def _without_action_details(visits: list[dict]) -> list[dict]:
     return [{k: v for k, v in visit.items() if k != "actionDetails"} for visit in visits]

@@ -12,6 +12,8 @@ from tap_matomo.tap import TapMatomo
 
 from tests.helpers import TOKEN
 
+pytestmark = pytest.mark.unit
+
 FAKE_NOW = datetime(2031, 3, 4, 12, 0, tzinfo=UTC)
 
 

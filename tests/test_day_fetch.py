@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import typing as t
 from datetime import date, timedelta
 
 import pytest
-from tap_matomo import day_fetch
+from tap_matomo import day_fetch, throttle
 from tap_matomo.day_fetch import fetch_pages
 from tap_matomo.throttle import RequestRateLimiter
+
+pytestmark = pytest.mark.unit
 
 DAYS = [date(2031, 3, 1) + timedelta(days=n) for n in range(9)]
 
@@ -115,14 +118,32 @@ def test_a_failing_day_fails_the_reader_and_stops_the_others() -> None:
     assert recorder.running == 0  # every worker ended
 
 
-def test_requests_per_minute_are_spaced_evenly() -> None:
+class FakeClock:
+    """time.monotonic and time.sleep of a clock that moves only when slept on (the limiter's only clock)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_requests_per_minute_are_spaced_evenly(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(throttle, "time", clock)
     limiter = RequestRateLimiter(1200)  # one every 50 ms
-    started = time.monotonic()
+    starts = []
     for _ in range(5):
         limiter.wait()
-    assert time.monotonic() - started >= 4 * 0.05 * 0.95
+        starts.append(clock.now)
+    assert [round(b - a, 6) for a, b in itertools.pairwise(starts)] == [0.05] * 4
+    clock.slept.clear()
     unlimited = RequestRateLimiter(None)
-    started = time.monotonic()
     for _ in range(1000):
         unlimited.wait()
-    assert time.monotonic() - started < 0.2
+    assert clock.slept == []

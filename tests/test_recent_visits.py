@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from tap_matomo.recent_visits import CAP, RecentVisits, visit_digest
+
+pytestmark = pytest.mark.unit
 
 
 def test_any_changed_field_changes_the_digest() -> None:

@@ -16,6 +16,8 @@ from tap_matomo.timezones import local_wall_clock_to_utc, site_timezone
 
 from tests.conftest import REPO, load_sample
 
+pytestmark = pytest.mark.unit
+
 KOLKATA = {"idsite": 3, "timezone": "Asia/Kolkata", "currency": "INR"}
 UTC_SITE = {"idsite": 1, "timezone": "UTC", "currency": "USD"}
 

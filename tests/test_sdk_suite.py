@@ -10,25 +10,26 @@ from matomo_simulator import MatomoSimulator, World
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from tap_matomo.tap import TapMatomo
 
-from devenv.net import free_port
 from tests.helpers import TOKEN
 
-# The SDK builds its test class from a config at import time; the server itself starts only
-# when the module's tests run (fixture below), on a port chosen now.
-PORT = free_port()
+pytestmark = pytest.mark.unit
+
+# The SDK builds its test class from a config at import time: the simulator's socket is bound now (its
+# port is taken, nobody else can have it), and it serves only while this module's tests run (fixture below).
 NOW = datetime.now(UTC)
+WORLD = World(seed=13)
+WORLD.generate(NOW - timedelta(days=1), NOW - timedelta(minutes=1), visits_per_day=30)
+SIMULATOR = MatomoSimulator(WORLD, {TOKEN: None})
 
 
 @pytest.fixture(scope="module", autouse=True)
 def simulator() -> Iterator[MatomoSimulator]:
-    world = World(seed=13)
-    world.generate(NOW - timedelta(days=1), NOW - timedelta(minutes=1), visits_per_day=30)
-    with MatomoSimulator(world, {TOKEN: None}, port=PORT) as sim:
+    with SIMULATOR as sim:
         yield sim
 
 
 CONFIG = {
-    "url": f"http://127.0.0.1:{PORT}",
+    "url": SIMULATOR.url,
     "token_auth": TOKEN,
     "page_size": 20,
     "start_date": (NOW - timedelta(days=1)).date().isoformat(),

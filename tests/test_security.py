@@ -11,6 +11,8 @@ from tap_matomo.tap import TapMatomo
 
 from tests.helpers import TOKEN, run_tap
 
+pytestmark = pytest.mark.unit
+
 
 def test_token_only_in_post_bodies_never_in_output(
     simulator: MatomoSimulator, tap_config: dict, tmp_path: Path

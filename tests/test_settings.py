@@ -12,6 +12,8 @@ from tap_matomo import settings
 
 from tests.helpers import TAP, TOKEN, run_tap
 
+pytestmark = pytest.mark.unit
+
 BAD = [
     ({"url": None}, "url"),
     ({"url": "matomo.example.org"}, "'matomo.example.org' does not match '^https?://"),

@@ -12,6 +12,8 @@ from matomo_simulator.render import render_visit
 from tests.conftest import load_sample
 from tests.helpers import TOKEN
 
+pytestmark = pytest.mark.unit
+
 LIVE_SAMPLES = [
     "live_getLastVisitsDetails_site1_utc.json",
     "live_getLastVisitsDetails_site1_limit1_offset1_asc.json",
