@@ -63,7 +63,7 @@ def start_postgres(stack: ExitStack) -> str:
     with psycopg.connect(server.url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DEMO_DB)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DEMO_DB)))
-    print(f"PostgreSQL on 127.0.0.1:{server.port} (data in {server.data_dir.relative_to(ROOT)})", flush=True)
+    print(f"PostgreSQL on 127.0.0.1:{server.port} (data in {server.data_dir})", flush=True)
     return server.url.rsplit("/", 1)[0] + f"/{DEMO_DB}"
 
 

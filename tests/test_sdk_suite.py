@@ -38,8 +38,7 @@ CONFIG = {
 TestTapMatomo = get_tap_test_class(
     TapMatomo,
     config=CONFIG,
-    # reconciled_days reports whole days listed by a reconcile run only (below).
-    suite_config=SuiteConfig(max_records_limit=None, ignore_no_records_for_streams=["reconciled_days"]),
+    suite_config=SuiteConfig(max_records_limit=None),
 )
 
 TestTapMatomoReconcile = get_tap_test_class(

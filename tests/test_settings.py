@@ -92,11 +92,13 @@ def test_discover_shows_the_key_and_replication_key(tmp_path: Path, tap_config: 
     assert {s["tap_stream_id"] for s in catalog["streams"]} == {
         "sites",
         "visits_actions",
-        "reconciled_days",
         "visits_summary",
         "custom_dimensions",
         "goals",
     }
+    # Whole days listed are reported in reconcile mode only: an incremental run makes no empty table.
+    reconcile = run_tap(tmp_path, {**tap_config, "mode": "reconcile"}, None, "--discover")
+    assert "reconciled_days" in {s["tap_stream_id"] for s in json.loads(reconcile.stdout)["streams"]}
 
 
 @pytest.mark.unit

@@ -161,11 +161,42 @@ SCHEMA["properties"]["site_ids"]["anyOf"] = [
 ]
 del SCHEMA["properties"]["site_ids"]["type"], SCHEMA["properties"]["site_ids"]["items"]
 
-# BATCH messages: the SDK's own batch_config, whose formats gain this tap's `jsonl-plain` (batch_files.py).
+# BATCH messages: the SDK's own batch_config, whose formats gain this tap's `jsonl-plain` (batch_files.py),
+# and with the SDK's `batch_size` (records per file) declared.
 SCHEMA["properties"]["batch_config"] = copy.deepcopy(BATCH_CONFIG["properties"]["batch_config"])
-SCHEMA["properties"]["batch_config"]["properties"]["encoding"]["properties"]["format"]["enum"].append(
-    batch_files.FORMAT
+_BATCH = SCHEMA["properties"]["batch_config"]["properties"]
+_BATCH["encoding"]["properties"]["format"]["enum"].append(batch_files.FORMAT)
+# Meltano passes a declared key left unset as null (its plugin definition declares batch_config's keys).
+_BATCH["encoding"]["properties"]["compression"]["enum"].append(None)
+_BATCH["encoding"]["properties"]["format"]["description"] = (
+    "Format of the batch files; jsonl-plain (uncompressed JSON Lines) is this tap's, read by the project's loader"
 )
+_BATCH["batch_size"] = th.Property(
+    "batch_size", th.IntegerType(minimum=1), description="Records per batch file (the SDK's default: 10,000)"
+).to_dict()["batch_size"]
+
+
+def _state_limits(schema: dict[str, t.Any]) -> None:
+    """Each setting's limits (minimum, allowed values, pattern) at the end of its description, where
+    `--about --format=markdown` and Meltano show them; the schema keeps enforcing them."""
+    for prop in schema.get("properties", {}).values():
+        limits = []
+        if "minimum" in prop:
+            limits.append(f"at least {prop['minimum']}")
+        if "maximum" in prop:
+            limits.append(f"at most {prop['maximum']}")
+        if prop.get("minLength"):
+            limits.append("not empty")
+        if "pattern" in prop:
+            limits.append(f"matching `{prop['pattern']}`")
+        if prop.get("enum"):
+            limits.append("one of " + ", ".join(f"`{value}`" for value in prop["enum"] if value is not None))
+        if limits:
+            prop["description"] = f"{prop.get('description', '').rstrip('.')} ({'; '.join(limits)})".lstrip()
+        _state_limits(prop)
+
+
+_state_limits(SCHEMA)
 
 
 def _parse_instant(value: str) -> datetime | date:

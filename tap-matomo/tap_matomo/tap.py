@@ -16,6 +16,7 @@ from tap_matomo.allocator import return_large_blocks_to_the_system
 from tap_matomo.client import MatomoStream, public_url
 from tap_matomo.compat import override
 from tap_matomo.day_ledger import DayLedger
+from tap_matomo.quiet import quiet
 from tap_matomo.records import InvalidVisitError
 from tap_matomo.throttle import RequestRateLimiter
 from tap_matomo.timezones import UnknownTimezoneError
@@ -46,21 +47,21 @@ class TapMatomo(Tap):
 
     @override
     def discover_streams(self) -> list[Stream]:
+        ledger = DayLedger(started_at=clock.utc_now())
         visits = streams.VisitsActionsStream(self)
-        reconciled = streams.ReconciledDaysStream(self)  # after visits_actions: children sync in this order
         summary = streams.VisitsSummaryStream(self)
-        visits.ledger = reconciled.ledger = summary.ledger = DayLedger(started_at=clock.utc_now())
-        found: list[MatomoStream] = [
-            streams.SitesStream(self),
-            visits,
-            reconciled,
-            summary,
-            streams.CustomDimensionsStream(self),
-            streams.GoalsStream(self),
-        ]
+        visits.ledger = summary.ledger = ledger
+        found: list[MatomoStream] = [streams.SitesStream(self), visits]
+        if self.config["mode"] == "reconcile":  # incremental runs list no whole day: no empty table anywhere
+            reconciled = streams.ReconciledDaysStream(self)  # after visits_actions: children sync in this order
+            reconciled.ledger = ledger
+            found.append(reconciled)
+        found += [summary, streams.CustomDimensionsStream(self), streams.GoalsStream(self)]
         limiter = RequestRateLimiter(self.config.get("max_requests_per_minute"))  # one for the whole run
         for stream in found:
             stream.rate_limiter = limiter
+            quiet(stream.logger, EXPECTED_FAILURES)
+        quiet(logging.getLogger("singer_sdk"), EXPECTED_FAILURES)  # the SDK's state helpers log there
         return list(found)
 
 

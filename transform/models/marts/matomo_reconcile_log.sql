@@ -24,8 +24,16 @@
   )
 }}
 -- depends_on: {{ ref('matomo') }}
+{#- The tap emits reconciled_days in reconcile mode only: until a first reconcile run, no listing. -#}
+{%- set listings = source('matomo_raw', 'reconciled_days') -%}
+{%- set listed_yet = (load_relation(listings) is not none) if execute else true %}
 
 with listed as (
+    {% if not listed_yet -%}
+    select null::integer as idsite, null::date as site_day, null::integer as visits_listed,
+        null::integer as actions_listed, null::timestamptz as run_started_at, null::timestamptz as loaded_at
+    where false
+    {%- else -%}
     select distinct on (idsite, site_day)
         idsite,
         site_day::date as site_day,
@@ -33,11 +41,12 @@ with listed as (
         actions_listed,
         to_timestamp(_sdc_sync_started_at / 1000.0) as run_started_at,
         (_sdc_batched_at at time zone 'UTC')::timestamptz as loaded_at
-    from {{ source('matomo_raw', 'reconciled_days') }}
+    from {{ listings }}
     {% if is_incremental() %}
     where (_sdc_batched_at at time zone 'UTC')::timestamptz > {{ matomo_reload_since(this) }}
     {% endif %}
     order by idsite, site_day, _sdc_batched_at desc
+    {%- endif %}
 ),
 
 -- A listing is decided once: the reload overlap reads recent listings again, and only a day that
