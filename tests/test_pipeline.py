@@ -144,7 +144,11 @@ def test_kill_9_mid_load_then_rerun_completes(
         ({"MATOMO_KEY": "wrong-token-123"}, "Matomo rejected token_auth"),
         ({"MATOMO_SITE": "99"}, "site_ids: site 99 is unknown or token_auth has no view access"),
         ({"MATOMO_URL": "http://127.0.0.1:9"}, "cannot reach Matomo at http://127.0.0.1:9"),
-        ({"PGDATABASE": "postgresql://postgres@127.0.0.1:9/nowhere"}, "port 9 failed: Connection refused"),
+        (
+            {"PGDATABASE": "postgresql://postgres@127.0.0.1:9/nowhere"},
+            "target-postgres failed: PostgreSQL (PGDATABASE, or PGHOST, PGPORT, PGUSER, PGPASSWORD): "
+            'connection failed: connection to server at "127.0.0.1", port 9 failed: Connection refused',
+        ),
         ({"MATOMO_URL": "matomo.example.org"}, "'matomo.example.org' does not match '^https?://"),
     ],
     ids=["wrong-token", "unknown-site", "unreachable-url", "unreachable-database", "url-without-scheme"],
@@ -246,3 +250,47 @@ def test_a_successful_job_logs_no_warning_or_error(meltano: Meltano, simulator: 
     hourly = meltano.run("run", "matomo-to-postgres")
     assert hourly.returncode == 0, hourly.stderr[-3000:]
     assert alarming_lines(hourly) == []
+
+
+def one_clear_line(done: subprocess.CompletedProcess[str], expected: str) -> None:
+    """A failed run says why in one line: no traceback, no frame boxes, no colour codes."""
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert expected in output, output[-3000:]
+    assert "Traceback" not in output
+    assert "Error details" not in output
+    assert "\x1b[" not in output
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://{role}:wrong@{server}/{name}", 'password authentication failed for user "{role}"'),
+        ("postgresql://{role}:{password}@{server}/missing_db", 'database "missing_db" does not exist'),
+        ("postgresql://{role}:pa@ss@{server}/{name}", "PGDATABASE: a host name holds an '@' (percent-encode"),
+        ("postgresql://{role}:pa/ss@{server}/{name}", "the port of {role} is not a number from 1 to 65535"),
+    ],
+    ids=["wrong-password", "missing-database", "unencoded-at", "unencoded-slash"],
+)
+def test_database_problems_are_one_line_and_batch_files_do_not_pile_up(
+    meltano: Meltano, database: str, password_role: str, tmp_path: Path, url: str, expected: str
+) -> None:
+    server, name = database.split("@", 1)[1].split("/", 1)
+    values = {"role": password_role, "password": quote(PASSWORD, safe=""), "server": server, "name": name}
+    batches = tmp_path / "batches"
+    meltano.env |= small_batches(batches, 10_000) | {"MATOMO_SITE": "1", "PGDATABASE": url.format(**values)}
+    done = meltano.run("run", "matomo-to-postgres")
+    one_clear_line(done, expected.format(**values))
+    assert "wrong" not in done.stdout + done.stderr.replace("password authentication failed", "")
+    assert PASSWORD not in done.stdout + done.stderr
+
+    # The files the loader never read stay; the next run removes those older than a live run's ever get.
+    left = sorted(batches.glob("tap-matomo--*.jsonl"))
+    assert left, "the tap wrote its files before the loader failed"
+    for path in left:
+        os.utime(path, (time.time() - 7 * 3600,) * 2)
+    meltano.env["PGDATABASE"] = f"postgresql://postgres@{server}/{name}"
+    again = meltano.run("run", "tap-matomo", "target-postgres")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert not any(path.exists() for path in left)
+    assert f"Removed {len(left)} batch files older than 6:00:00 that earlier runs left unread" in again.stderr

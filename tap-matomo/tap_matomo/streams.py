@@ -13,7 +13,7 @@ from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import BaseAPIPaginator
 
-from tap_matomo import clock, schemas, settings
+from tap_matomo import batch_files, clock, schemas, settings
 from tap_matomo.client import (
     MatomoQueryTimeoutError,
     MatomoStream,
@@ -60,6 +60,7 @@ class SitesStream(MatomoStream):
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        self._remove_leftover_batch_files()  # the sync's first stream: once per run
         sites = [self._site(raw) for raw in self.request_records(context)]
         wanted = settings.site_ids(self.config)
         if wanted:
@@ -74,6 +75,14 @@ class SitesStream(MatomoStream):
             sites = [site for site in sites if site["idsite"] in wanted]
         self.log("Sites to extract: %s", ", ".join(f"{s['idsite']} ({s['timezone']})" for s in sites))
         yield from sites
+
+    def _remove_leftover_batch_files(self) -> None:
+        if not self.config.get("batch_config"):
+            return
+        removed = batch_files.remove_leftovers(self.config["batch_config"], self.tap_name)
+        if removed:
+            age = batch_files.LEFTOVER_AGE
+            self.log("Removed %d batch files older than %s that earlier runs left unread", removed, age)
 
     @staticmethod
     def _site(raw: dict[str, t.Any]) -> dict[str, t.Any]:

@@ -6,6 +6,11 @@ this class only swaps two documented parts: the message reader and the sink clas
 
 from __future__ import annotations
 
+import logging
+import sys
+
+import psycopg
+import sqlalchemy
 from pgurl.entrypoints import apply_to_environment
 from singer_sdk.contrib.msgspec import MsgSpecReader
 from target_postgres.target import TargetPostgres
@@ -20,7 +25,25 @@ class TargetPostgresMatomo(TargetPostgres):
     default_sink_class = MatomoPostgresSink
 
 
+#: Where the connection comes from, named in the one line a connection failure prints.
+CONNECTION_SETTINGS = "PGDATABASE, or PGHOST, PGPORT, PGUSER, PGPASSWORD"
+
+
 def main() -> None:
-    """`target-postgres-matomo`: libpq's variables from PGDATABASE, then the target's CLI."""
+    """`target-postgres-matomo`: libpq's variables from PGDATABASE, then the target's CLI.
+
+    A PostgreSQL that cannot be reached or refuses the connection (a wrong password, a missing database)
+    is reported as one line naming the settings; the SDK would log it with a traceback, which Meltano
+    renders as boxes of frames before the useful line.
+    """
     apply_to_environment()
-    TargetPostgresMatomo.cli()
+    try:
+        TargetPostgresMatomo.cli()
+    except (sqlalchemy.exc.OperationalError, psycopg.OperationalError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        lines = [line.strip() for line in str(reason).splitlines() if line.strip()]
+        message = " ".join(line for line in lines if not line.startswith("(Background on this error"))
+        logging.getLogger(TargetPostgresMatomo.name).error(
+            "target-postgres failed: PostgreSQL (%s): %s", CONNECTION_SETTINGS, message
+        )
+        sys.exit(1)
