@@ -9,9 +9,14 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: demo dagster test test-fast lint install clean
 
+# uv installs the dev venv (Meltano installs the plugins' venvs with uv too): several times faster than pip.
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
+
 $(BIN)/python:
+	@echo "tap-matomo: creating the virtual environment $(VENV) (step 1 of 3)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 # The project's packages in the dev venv; the loader (target-postgres-matomo/) lives only in its plugin
 # venv (meltano.yml), whose pins (target-postgres' psycopg) differ from the dev tools'.
@@ -19,11 +24,13 @@ PACKAGES := tap-matomo matomo-simulator pg-url orchestrate
 PLUGIN_PACKAGES := $(PACKAGES) target-postgres-matomo
 
 $(STAMP): $(BIN)/python requirements-dev.txt $(PACKAGES:%=%/pyproject.toml)
-	$(BIN)/pip install --quiet -r requirements-dev.txt $(PACKAGES:%=-e ./%)
+	@echo "tap-matomo: installing the development tools and the project's packages (step 2 of 3)"
+	$(UV) pip install --quiet --python $(BIN)/python -r requirements-dev.txt $(PACKAGES:%=-e ./%)
 	touch $(STAMP)
 
 $(PLUGINS_STAMP): $(STAMP) meltano.yml $(wildcard plugins/*/*.lock) $(PLUGIN_PACKAGES:%=%/pyproject.toml)
-	$(BIN)/meltano install
+	@echo "tap-matomo: installing the Meltano plugins: the tap, the loader, dbt (step 3 of 3)"
+	$(BIN)/meltano --log-level=warning install
 	touch $(PLUGINS_STAMP)
 
 install: $(PLUGINS_STAMP)
