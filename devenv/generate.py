@@ -195,16 +195,10 @@ def _kind(prop: dict[str, t.Any]) -> str:
     return "string"
 
 
-#: Objects whose keys are declared one by one too (`batch_config.encoding.format`), so that Meltano knows
-#: every key one may set. Meltano passes a declared key left unset as null: the SDK reads batch_config's
-#: nulls as unset, while stream_maps would read `__else__: null` as "drop every other stream".
-DECLARED_KEYS_OF = {"batch_config"}
-
-
-def _settings(properties: dict[str, t.Any], prefix: str = "") -> t.Iterator[dict[str, t.Any]]:
+def _settings(properties: dict[str, t.Any]) -> t.Iterator[dict[str, t.Any]]:
     """Meltano settings of a JSON Schema's properties."""
     for name, prop in properties.items():
-        setting: dict[str, t.Any] = {"name": prefix + name, "kind": _kind(prop)}
+        setting: dict[str, t.Any] = {"name": name, "kind": _kind(prop)}
         if prop.get("title"):
             setting["label"] = prop["title"]
         if prop.get("description"):
@@ -215,9 +209,9 @@ def _settings(properties: dict[str, t.Any], prefix: str = "") -> t.Iterator[dict
             setting["sensitive"] = True
         if setting["kind"] == "options":
             setting["options"] = [{"label": str(v), "value": v} for v in prop["enum"] if v is not None]
+        # An object is one setting: Meltano would pass each declared key of an object, set or not (null),
+        # and the SDK would read `batch_config` with null keys as BATCH messages of no format.
         yield setting
-        if prefix or name in DECLARED_KEYS_OF:
-            yield from _settings(prop.get("properties", {}), f"{prefix}{name}.")
 
 
 def plugin_definition() -> dict[str, t.Any]:

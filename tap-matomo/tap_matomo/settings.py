@@ -166,10 +166,13 @@ del SCHEMA["properties"]["site_ids"]["type"], SCHEMA["properties"]["site_ids"]["
 SCHEMA["properties"]["batch_config"] = copy.deepcopy(BATCH_CONFIG["properties"]["batch_config"])
 _BATCH = SCHEMA["properties"]["batch_config"]["properties"]
 _BATCH["encoding"]["properties"]["format"]["enum"].append(batch_files.FORMAT)
-# Meltano passes a declared key left unset as null (its plugin definition declares batch_config's keys).
-_BATCH["encoding"]["properties"]["compression"]["enum"].append(None)
 _BATCH["encoding"]["properties"]["format"]["description"] = (
     "Format of the batch files; jsonl-plain (uncompressed JSON Lines) is this tap's, read by the project's loader"
+)
+SCHEMA["properties"]["batch_config"]["description"] = (
+    "BATCH messages: records handed to the loader as files, e.g. "
+    '{"encoding": {"format": "jsonl-plain"}, "storage": {"root": "file:///path"}}; encoding.format is one of '
+    "jsonl, parquet (the SDK's) and jsonl-plain (uncompressed JSON Lines, read by this project's loader)"
 )
 _BATCH["batch_size"] = th.Property(
     "batch_size", th.IntegerType(minimum=1), description="Records per batch file (the SDK's default: 10,000)"
