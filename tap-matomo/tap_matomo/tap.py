@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import typing as t
+from pathlib import Path
 
 import requests
 from singer_sdk import Stream, Tap
@@ -65,12 +66,23 @@ class TapMatomo(Tap):
         return list(found)
 
 
+def without_empty_state_file(args: list[str]) -> list[str]:
+    """The arguments, without `--state FILE` when FILE is empty: the state a first run's target printed
+    (`target ... | tail -1 > state.json` prints nothing when no state was committed) means no state yet."""
+    for index, arg in enumerate(args):
+        path = args[index + 1] if arg == "--state" and index + 1 < len(args) else arg.partition("--state=")[2]
+        if path and Path(path).is_file() and not Path(path).read_text().strip():
+            return [*args[:index], *args[index + (2 if arg == "--state" else 1) :]]
+    return args
+
+
 def main() -> None:
     """The `tap-matomo` command: the SDK's CLI, with expected failures reported as one line.
 
     The SDK would log them with a traceback; a wrong token or an unreachable server needs none.
     """
     return_large_blocks_to_the_system()  # memory that does not grow with the size of a day
+    sys.argv[1:] = without_empty_state_file(sys.argv[1:])
     try:
         TapMatomo.cli()
     except EXPECTED_FAILURES as exc:
