@@ -12,6 +12,9 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # uv installs the dev venv (Meltano installs the plugins' venvs with uv too): several times faster than pip.
 UV_VERSION := 0.13.9
 UV := $(BIN)/uv
+# uv (and Meltano's uv) trusts the machine's certificate store, as pip does, not only its built-in one: a
+# company proxy's certificate authority is in the former.
+export UV_SYSTEM_CERTS := 1
 
 $(BIN)/python:
 	@echo "tap-matomo: creating the virtual environment $(VENV) (step 1 of 3)"
