@@ -6,6 +6,8 @@
 - `transform/models/marts/_matomo.yml`: the dbt docs and tests of `matomo` and `matomo_visits`, every
   column described from tap-matomo's column registry (tap_matomo/columns.py), so that `dbt docs
   generate` documents every column and the docs cannot drift from the contract.
+- `tap-matomo/tap_matomo/report_metadata_matomo5.json`: Matomo 5.0.2's report metadata (the real answers
+  in tests/fixtures/matomo-5.0.2-reports/), which the tap's discovery uses when it has no Matomo to ask.
 - `tap-matomo/meltano-plugin.yml`: the extractor's Meltano plugin definition (the Hub's form), which
   another project adds with `meltano add tap-matomo --from-ref ...`, and
   `plugins/extractors/tap-matomo--tap-matomo.lock`, the same definition as the lock file this project
@@ -72,8 +74,8 @@ MATOMO: dict[str, t.Any] = {
 VISITS_OWN = {
     "site_day": "The site-local day of the visit's last action (the day Matomo counts it on).",
     "previous_site_day": (
-        "The visit's site_day before the run that last replaced it (null on a first build); when it differs, "
-        "matomo_daily recomputes that day too."
+        "The day the visit left when the run that last replaced it moved it to another site_day (a hit after "
+        "midnight), which matomo_daily recomputes; null otherwise, and on a full build."
     ),
     "first_action_at": "The earliest action_timestamp of the visit's rows (UTC).",
     "last_action_at": "The latest action_timestamp of the visit's rows (UTC).",
@@ -186,7 +188,7 @@ def _kind(prop: dict[str, t.Any]) -> str:
         return "date_iso8601"
     if "anyOf" in prop:  # site_ids: a list, or one id or a comma list as an environment variable gives it
         return "array"
-    for json_type, kind in (("boolean", "boolean"), ("integer", "integer"), ("number", "float")):
+    for json_type, kind in (("boolean", "boolean"), ("integer", "integer"), ("number", "decimal")):
         if json_type in types:
             return kind
     for json_type in ("array", "object"):
@@ -241,9 +243,36 @@ def plugin_lock() -> str:
     return json.dumps({"plugin_type": "extractors", **plugin_definition()}, indent=2, ensure_ascii=False) + "\n"
 
 
+#: Matomo 5.0.2's report metadata as the tap ships it: the real answers, of a site of each kind.
+REPORT_METADATA_SOURCES = [
+    ROOT / "tests" / "fixtures" / "matomo-5.0.2-reports" / f"site{n}" / "API.getReportMetadata.json" for n in (1, 3)
+]
+_METADATA_FIELDS = (
+    "category",
+    "name",
+    "module",
+    "action",
+    "parameters",
+    "dimension",
+    "metrics",
+    "processedMetrics",
+    "metricTypes",
+)
+
+
+def report_metadata() -> str:
+    """What the tap needs of each report's metadata (no image URLs, which echo the token; no documentation)."""
+    entries: dict[str, dict[str, t.Any]] = {}
+    for source in REPORT_METADATA_SOURCES:
+        for entry in json.loads(source.read_text()):
+            entries.setdefault(entry["uniqueId"], {k: entry[k] for k in _METADATA_FIELDS if k in entry})
+    return json.dumps(list(entries.values()), indent=1, ensure_ascii=False) + "\n"
+
+
 #: path -> its content.
 def generated() -> dict[Path, str]:
     return {
+        ROOT / "tap-matomo" / "tap_matomo" / "report_metadata_matomo5.json": report_metadata(),
         MARTS / "_matomo.yml": marts_yaml(),
         ROOT / "tap-matomo" / "meltano-plugin.yml": plugin_yaml(),
         ROOT / "plugins" / "extractors" / f"{TapMatomo.name}--{VARIANT}.lock": plugin_lock(),

@@ -63,6 +63,7 @@ def tap_config(simulator: MatomoSimulator) -> dict:
         "max_parallel_requests": 4,  # the default, written down: faults and sync run with days in parallel
         "retry_backoff_ms": 50,
         "request_timeout": 5,
+        "reports": [],  # the tests of reports ask for them (tests/test_reports.py)
     }
 
 
@@ -115,6 +116,7 @@ def project_meltano(matomo_url: str, database: str, system_db: Path) -> Meltano:
             "DBT_TARGET_PATH": str(system_db.parent / "dbt-target"),  # dbt's compiled files, per test
             "DBT_LOG_PATH": str(system_db.parent / "dbt-logs"),
             "TAP_MATOMO_RETRY_BACKOFF_MS": "50",
+            "TAP_MATOMO_REPORTS": "[]",  # the tests of reports ask for them (tests/test_reports.py)
         }
     )
 

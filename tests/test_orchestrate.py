@@ -65,6 +65,7 @@ def project(postgres: LocalPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyP
             "TAP_MATOMO_RETRY_BACKOFF_MS": "50",
             "MATOMO_SHARD_RETRY_DELAY": "0.5",
             "MATOMO_SHARDS": "3",
+            "TAP_MATOMO_REPORTS": "[]",  # sharding is the subject here (reports: tests/test_reports.py)
         }
         for name, value in env.items():
             monkeypatch.setenv(name, value)

@@ -200,6 +200,12 @@ _REFERRERS = [
         "referrerKeyword": "",
         "referrerUrl": "https://news.example.net/a",
     },
+    {
+        "referrerType": "social",
+        "referrerName": "Mastodon",
+        "referrerKeyword": "",
+        "referrerUrl": "https://mastodon.social/@example/1",
+    },
 ]
 _ITEMS = [("SKU-1", "Wetsuit", "Diving", 55.0), ("SKU-2", "Fins", "Diving", 13.45), ("SKU-3", "Mask", "Snorkel", 20.0)]
 

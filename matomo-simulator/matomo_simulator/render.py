@@ -280,6 +280,7 @@ def render_visit(world: World, visit: Visit, *, numeric_strings: bool = False) -
         "direct": "Direct Entry",
         "search": "Search Engines",
         "campaign": "Campaigns",
+        "social": "Social Networks",
         "website": "Websites",
     }
     out: dict = {

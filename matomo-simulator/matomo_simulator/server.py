@@ -6,6 +6,7 @@ Bound to 127.0.0.1 only. Tokens are accepted only in the POST body, as Matomo 5 
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import threading
@@ -14,10 +15,12 @@ import typing as t
 from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from matomo_simulator.dataset import World
+from matomo_simulator import reports
+from matomo_simulator.dataset import Site, World
 from matomo_simulator.render import render_custom_dimensions, render_goals, render_site, render_visit
 
 VERSION = "5.0.2"
@@ -29,6 +32,8 @@ BAD_DATE = (
     "Date format must be: YYYY-MM-DD, or 'today' or 'yesterday' or any keyword supported by the "
     "strtotime function (see http://php.net/strtotime for more information): {value}"
 )
+#: Reporting API calls besides the reports themselves, which take a report's time to answer too.
+REPORT_CALLS = {"API.getBulkRequest", "API.getReportMetadata"}
 HTML_PAGE = "<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Oops</h1></body></html>"
 
 
@@ -97,9 +102,16 @@ class MatomoSimulator:
         self.disabled_plugins: set[str] = set()
         #: Seconds added to every Live answer, the time a busy Matomo takes (parallel requests wait alike).
         self.live_latency = 0.0
-        #: VisitsSummary: archived on request (Matomo's default), or only by `archive()` (cron archiving).
+        #: Reports: archived on request (Matomo's default), or only by `archive()` (core:archive by cron).
         self.browser_archiving = True
-        self.archives: dict[tuple[int, date], dict[str, int]] = {}
+        #: Reports of closed periods as archived: (idsite, method, parameters, segment, period, start) -> rows.
+        self.archives: dict[tuple[t.Any, ...], list[dict[str, t.Any]]] = {}
+        #: Site-local days core:archive has processed (browser archiving off), per site.
+        self.archived_days: dict[int, set[date]] = {}
+        #: Segments core:archive has processed (with browser archiving off, others answer zeros or []).
+        self.processed_segments: set[str] = set()
+        #: Seconds added to every Reporting API answer (a bulk request's once), the time Matomo takes.
+        self.report_latency = 0.0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
@@ -168,6 +180,8 @@ class MatomoSimulator:
             )
         if method == "API.getMatomoVersion":
             return {"value": VERSION}
+        if method == "API.getBulkRequest":
+            return self._bulk(params, token)
         if method == "SitesManager.getSitesWithAtLeastViewAccess":
             return [render_site(s) for i, s in sorted(world.sites.items()) if allowed is None or i in allowed]
         handlers = {
@@ -175,7 +189,8 @@ class MatomoSimulator:
             "CustomDimensions.getConfiguredCustomDimensions": render_custom_dimensions,
             "Goals.getGoals": render_goals,
             "Live.getLastVisitsDetails": lambda site: self._live(site.idsite, params),
-            "VisitsSummary.get": lambda site: self._visits_summary(site.idsite, params),
+            "API.getReportMetadata": reports.metadata,
+            **{name: partial(self._report, method=name, params=params) for name in reports.report_methods()},
         }
         if method not in handlers:
             module_name, _, name = method.partition(".")
@@ -240,34 +255,73 @@ class MatomoSimulator:
             page = matched[offset:] if limit == -1 else matched[offset : offset + limit]
             return [render_visit(self.world, v, numeric_strings=self.numeric_strings) for _, _, v in page]
 
-    def archive(self, idsite: int, day: date) -> dict[str, int]:
-        """What Matomo's archiver (core:archive) stores for a site-local day: its totals at this moment."""
-        summary = self._summary_now(idsite, day)
-        with self._lock:
-            self.archives[(idsite, day)] = summary
-        return summary
+    def _bulk(self, params: dict[str, str], token: str | None) -> list[t.Any]:
+        """API.getBulkRequest: each `urls[n]` answered in turn, an error as its own envelope."""
+        answers = []
+        for n in itertools.count():  # pragma: no branch - ends at the first missing urls[n]
+            url = params.get(f"urls[{n}]")
+            if url is None:
+                break
+            sub = {k: v[-1] for k, v in parse_qs(url, keep_blank_values=True).items()}
+            try:
+                answers.append(self.answer({"module": "API", "format": "JSON", **sub}, token))
+            except MatomoError as exc:
+                answers.append({"result": "error", "message": exc.message})
+        return answers
 
-    def _summary_now(self, idsite: int, day: date) -> dict[str, int]:
-        lo, hi = self.world.site_day_bounds(idsite, day)
-        with self.world.lock:
-            # Matomo's archives count a visit on the day of its last action.
-            visits = [v for v in self.world.visits.values() if v.idsite == idsite and lo <= v.last_action < hi]
-            actions = sum(render_visit(self.world, v)["actions"] for v in visits)
-        return {"nb_visits": len(visits), "nb_actions": actions}
-
-    def _visits_summary(self, idsite: int, params: dict[str, str]) -> dict[str, int]:
-        """A closed day's archive, once made, is what Matomo answers from then on (purging raw logs keeps
-        it). Browser-triggered archiving (Matomo's default) makes it when the day is asked for, and
-        recomputes today's on every request; with it off, only `archive()` (core:archive) makes one."""
-        day = self._day(params.get("date", "today"))
-        today = datetime.fromtimestamp(self.now(), self.world.sites[idsite].tz).date()
+    def _report(self, site: Site, *, method: str, params: dict[str, str]) -> t.Any:
+        """A report of a period: from its archive once a closed period was archived; else computed when
+        browser archiving is on (Matomo's default), or empty (zeros, []) until core:archive ran."""
+        period = params.get("period") or ""
+        if period not in ("day", "week", "month", "year"):
+            raise MatomoError(
+                f"The period '{period}' is not supported. Try any of the following instead: day, week, month, year, range"
+            )
+        start, end = reports.period_range(period, self._day(params.get("date", "today")))
+        segment = params.get("segment", "")
+        extra = {k: v for k, v in params.items() if k in ("idGoal", "idDimension")}
+        query = reports.ReportQuery(method, period, start, end, segment, extra)
+        today = datetime.fromtimestamp(self.now(), site.tz).date()
+        key = (site.idsite, method, tuple(sorted(extra.items())), segment, period, start)
         with self._lock:
-            archived = self.archives.get((idsite, day))
-        if archived is not None and day < today:
-            return archived
-        if self.browser_archiving:
-            return self.archive(idsite, day)
-        return archived or {"nb_visits": 0, "nb_actions": 0}
+            archived = self.archives.get(key)
+        if archived is not None and end < today:
+            rows = archived
+        elif self.browser_archiving:
+            rows = reports.compute(self.world, site, query)
+            if end < today:
+                with self._lock:
+                    self.archives[key] = rows
+        else:  # core:archive by cron: what it processed, without the days it has not (today)
+            done = self.archived_days.get(site.idsite, set())
+            last = min(end, today - timedelta(days=1))
+            processed = (not segment or segment in self.processed_segments) and start <= last
+            processed = processed and all(start + timedelta(days=n) in done for n in range((last - start).days + 1))
+            query.end = last if processed else start - timedelta(days=1)  # nothing processed: no visit
+            rows = reports.compute(self.world, site, query)
+        limit = int(params.get("filter_limit") or reports.DEFAULT_FILTER_LIMIT)
+        return reports.render(
+            rows,
+            query,
+            flat=params.get("flat") == "1",
+            format_metrics=params.get("format_metrics", "1") != "0",
+            limit=limit,
+            offset=int(params.get("filter_offset") or 0),
+        )
+
+    def archive(self, idsite: int, day: date) -> dict[str, t.Any]:
+        """What Matomo's archiver (core:archive) does for a site-local day: its reports from now on are those
+        of the raw data at this moment (archives of the day made before are dropped). VisitsSummary's row."""
+        with self._lock:
+            self.archived_days.setdefault(idsite, set()).add(day)
+            for key in [k for k in self.archives if k[0] == idsite and k[5] <= day <= self._period_end(k[4], k[5])]:
+                del self.archives[key]
+        site = self.world.sites[idsite]
+        return reports.compute(self.world, site, reports.ReportQuery("VisitsSummary.get", "day", day, day))[0]
+
+    @staticmethod
+    def _period_end(period: str, start: date) -> date:
+        return reports.period_range(period, start)[1]
 
     def delete_data_subjects(self, idvisits: list[int]) -> int:
         """PrivacyManager.deleteDataSubjects: the visits are gone from the Live API at once, and the
@@ -279,9 +333,10 @@ class MatomoSimulator:
                 if (v := self.world.visits.get(i)) is not None
             }
             gone = self.world.erase_visits(idvisits)
-        with self._lock:
-            for key in days:
-                self.archives.pop(key, None)
+        with self._lock:  # every archive of a period holding one of those days is invalidated
+            for idsite, day in days:
+                for key in [k for k in self.archives if k[0] == idsite and k[5] <= day <= self._period_end(k[4], k[5])]:
+                    del self.archives[key]
         return gone
 
 
@@ -323,6 +378,8 @@ def _handler_for(sim: MatomoSimulator) -> type[BaseHTTPRequestHandler]:
                     hook(sim, params)
                 if sim.live_latency:
                     time.sleep(sim.live_latency)
+            elif sim.report_latency and (method in REPORT_CALLS or method in reports.report_methods()):
+                time.sleep(sim.report_latency)
             try:
                 body = sim.answer(params, form.get("token_auth"))
                 status = 200

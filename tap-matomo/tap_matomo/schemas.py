@@ -74,3 +74,15 @@ VISITS_SUMMARY = th.PropertiesList(
     th.Property("nb_uniq_visitors", _INT),
     th.Property("fetched_at", th.DateTimeType, description="UTC, when Matomo answered"),
 ).to_dict()
+
+REPORT_FETCHES = th.PropertiesList(
+    th.Property("report", _TEXT, required=True, description="the report stream's name"),
+    th.Property("idsite", _INT, required=True),
+    th.Property("period", _TEXT, required=True),
+    th.Property("period_start", th.DateType, required=True),
+    th.Property("segment", _TEXT, required=True),
+    th.Property("params", _TEXT, required=True),
+    th.Property("rows", _INT, description="rows of the answer (0: empty, as for a period Matomo has not archived)"),
+    th.Property("is_final", th.BooleanType, description="the answer's rows are final (report_streams.py)"),
+    th.Property("fetched_at", th.DateTimeType, description="UTC, when Matomo answered (the answer's rows carry it)"),
+).to_dict()

@@ -15,6 +15,8 @@ from singer_sdk import typing as th
 from singer_sdk.helpers.capabilities import BATCH_CONFIG
 
 from tap_matomo import batch_files, clock
+from tap_matomo.periods import PERIODS
+from tap_matomo.report_specs import ReportSettingError, specs_from_setting
 
 SCHEMA = th.PropertiesList(
     th.Property(
@@ -147,6 +149,87 @@ SCHEMA = th.PropertiesList(
         default=False,
         title="Include visitor IP",
         description="Emit visitIp (personal data) in the visitip column",
+    ),
+    th.Property(
+        "reports",
+        th.ArrayType(
+            th.ObjectType(
+                th.Property("method", th.StringType, required=True, description="e.g. Referrers.getReferrerType"),
+                th.Property("params", th.ObjectType(additional_properties=True), description="e.g. {idGoal: 1}"),
+                th.Property(
+                    "periods",
+                    th.ArrayType(th.StringType(allowed_values=list(PERIODS))),
+                    description="day, week, month, year (default: day, week, month)",
+                ),
+                th.Property("segment", th.StringType, description="a Matomo segment, e.g. deviceType==smartphone"),
+                th.Property("name", th.StringType, description="the stream's name (default: from the method)"),
+            )
+        ),
+        title="Reports",
+        description=(
+            "Matomo reports to copy, one stream each (docs/reports.md); absent: the default set "
+            "(summaries, pages, referrers, locations, devices, events, goals, ecommerce, custom dimensions, "
+            "server hours); [] for none"
+        ),
+    ),
+    th.Property(
+        "report_trailing_days",
+        th.IntegerType(minimum=0),
+        default=3,
+        title="Report trailing days",
+        description="Closed days of every report read again once a day (late hits, invalidations, erasures)",
+    ),
+    th.Property(
+        "report_trailing_weeks",
+        th.IntegerType(minimum=0),
+        default=1,
+        title="Report trailing weeks",
+        description="Closed weeks read again once a day",
+    ),
+    th.Property(
+        "report_trailing_months",
+        th.IntegerType(minimum=0),
+        default=1,
+        title="Report trailing months",
+        description="Closed months read again once a day",
+    ),
+    th.Property(
+        "report_trailing_years",
+        th.IntegerType(minimum=0),
+        default=1,
+        title="Report trailing years",
+        description="Closed years read again once a day",
+    ),
+    th.Property(
+        "report_include_current_period",
+        th.BooleanType,
+        default=False,
+        title="Report current period",
+        description="Also read the unfinished current day, week, month and year (never final; read again by every run)",
+    ),
+    th.Property(
+        "report_final_after_hours",
+        th.NumberType(minimum=0),
+        default=3,
+        title="Report final after hours",
+        description=(
+            "A period's answer is final (is_final) when Matomo gave it this long after the period's end in the "
+            "site's timezone (core:archive runs hourly by default) and it is not empty"
+        ),
+    ),
+    th.Property(
+        "report_page_size",
+        th.IntegerType(minimum=1),
+        default=10000,
+        title="Report page size",
+        description="Rows per report request (filter_limit); a longer report is read page by page",
+    ),
+    th.Property(
+        "report_bulk_size",
+        th.IntegerType(minimum=1),
+        default=1,
+        title="Report bulk size",
+        description="Periods asked for in one API.getBulkRequest (1: one request per period)",
     ),
 ).to_dict()
 
@@ -281,4 +364,8 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     # A day's slack: "today" somewhere on Earth may be tomorrow here.
     if start and (start - clock.utc_now().date()).days > 1:
         found.append(f"start_date: {start} is in the future")
+    try:
+        specs_from_setting(config.get("reports"))
+    except ReportSettingError as exc:
+        found.append(str(exc))
     return found

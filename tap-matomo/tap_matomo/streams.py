@@ -28,6 +28,7 @@ from tap_matomo.day_fetch import fetch_pages
 from tap_matomo.day_ledger import DayLedger
 from tap_matomo.paging import VisitDayPaginator, VisitPage
 from tap_matomo.recent_visits import RecentVisits
+from tap_matomo.report_specs import ReportMetadata
 from tap_matomo.site_run import SiteRun
 from tap_matomo.timezones import day_start, local_date, site_timezone
 
@@ -101,10 +102,16 @@ class SitesStream(MatomoStream):
 
     @override
     def get_child_context(self, record: dict[str, t.Any], context: Context | None) -> dict[str, t.Any]:
+        created = record["ts_created"]
         return {
             "idsite": record["idsite"],
             "timezone": record["timezone"],
             "currency": record["currency"],
+            "ecommerce": bool(record["ecommerce"]),
+            # the site-local day it was created: no report is asked for before it
+            "created_on": local_date(datetime.fromisoformat(created), site_timezone(record["timezone"])).isoformat()
+            if created
+            else None,
         }
 
 
@@ -462,3 +469,25 @@ class DayListPaginator(BaseAPIPaginator[date]):
     def get_next(self, response: requests.Response) -> date | None:
         following = self.days.index(self.current_value) + 1
         return self.days[following] if following < len(self.days) else None
+
+
+class ReportMetadataCall(MatomoStream):
+    """`API.getReportMetadata`: which reports a site has, their metrics and types (not a stream of records)."""
+
+    name = "report_metadata"
+    api_method = "API.getReportMetadata"
+    schema: t.ClassVar[dict[str, t.Any]] = {"type": "object", "properties": {}}
+
+    @override
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
+        return {**super().get_url_params(context, next_page_token), "hideMetricsDoc": 1}
+
+    def report_metadata(self, sites: t.Iterable[dict[str, t.Any]]) -> ReportMetadata:
+        """The metadata of one of `sites` of each kind (ecommerce or not): the reports of both."""
+        by_kind: dict[bool, dict[str, t.Any]] = {}
+        for site in sites:
+            by_kind.setdefault(bool(site["ecommerce"]), site)
+        metadata = ReportMetadata()
+        for site in by_kind.values():
+            metadata.add(self.request_records({"idsite": site["idsite"]}))
+        return metadata

@@ -12,7 +12,7 @@ from singer_sdk import Stream, Tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
-from tap_matomo import clock, settings, streams
+from tap_matomo import clock, report_specs, report_streams, settings, streams
 from tap_matomo.allocator import return_large_blocks_to_the_system
 from tap_matomo.client import MatomoStream, public_url
 from tap_matomo.compat import override
@@ -58,12 +58,37 @@ class TapMatomo(Tap):
             reconciled.ledger = ledger
             found.append(reconciled)
         found += [summary, streams.CustomDimensionsStream(self), streams.GoalsStream(self)]
+        if self.config["mode"] == "incremental":  # a reconcile re-reads raw days only
+            found += self._report_streams()
         limiter = RequestRateLimiter(self.config.get("max_requests_per_minute"))  # one for the whole run
         for stream in found:
             stream.rate_limiter = limiter
             quiet(stream.logger, EXPECTED_FAILURES)
         quiet(logging.getLogger("singer_sdk"), EXPECTED_FAILURES)  # the SDK's state helpers log there
         return list(found)
+
+    def _report_streams(self) -> list[MatomoStream]:
+        """A stream per report of the `reports` setting (or the default set), then `report_fetches`.
+
+        Their schemas come from Matomo's own report metadata when the tap has a Matomo to ask (one
+        request for a site of each kind, ecommerce or not), else from Matomo 5's (shipped with the tap).
+        """
+        specs = report_specs.specs_from_setting(self.config.get("reports"))
+        if not specs:
+            return []
+        metadata = report_specs.ReportMetadata.built_in()
+        if self.config.get("url") and self.config.get("token_auth"):
+            sites = streams.SitesStream(self).get_records(None)
+            metadata = streams.ReportMetadataCall(self).report_metadata(sites)
+        ledger = report_streams.ReportLedger()
+        found: list[MatomoStream] = []
+        for spec in specs:
+            stream = report_streams.ReportStream(self, spec, metadata)
+            stream.ledger = ledger
+            found.append(stream)
+        fetches = report_streams.ReportFetchesStream(self)
+        fetches.ledger = ledger
+        return [*found, fetches]
 
 
 def without_empty_state_file(args: list[str]) -> list[str]:

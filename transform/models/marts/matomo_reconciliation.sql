@@ -1,5 +1,6 @@
 -- Matomo's own daily totals (VisitsSummary.get, fetched by every run for the days it read) next to
--- the warehouse's (matomo_daily), per site and site-local day, with the difference.
+-- the warehouse's (matomo_daily), per site and site-local day, with the difference; and, when the tap
+-- reads reports, Actions.get's pageviews, downloads, outlinks and site searches (final as the tap says).
 -- `archived`: Matomo's API does not say whether a day's archive is final. A day counts once its
 -- totals were fetched at least var('archive_delay_hours') after the day's end in the site's
 -- timezone: browser-triggered archiving (Matomo's default) archives a closed day when asked, and
@@ -20,6 +21,13 @@ with summary as (
 
 sites as (
     select idsite, timezone from {{ source('matomo_raw', 'sites') }}
+),
+
+-- Actions.get of the day (report_actions_summary), when the tap reads reports; final as the tap says.
+actions as (
+    select idsite, period_start as site_day, nb_pageviews, nb_downloads, nb_outlinks, nb_searches, is_final
+    from {{ ref('stg_matomo__reports_actions') }}
+    where period = 'day' and segment = '' and params = ''
 )
 
 select
@@ -33,7 +41,17 @@ select
     coalesce(d.nb_actions, 0) - s.nb_actions as actions_difference,
     s.fetched_at,
     ({{ site_local('s.fetched_at', 'coalesce(t.timezone, \'UTC\')') }})
-        >= (s.site_day + 1)::timestamp + interval '{{ var("archive_delay_hours") | int }} hours' as archived
+        >= (s.site_day + 1)::timestamp + interval '{{ var("archive_delay_hours") | int }} hours' as archived,
+    a.nb_pageviews as matomo_pageviews,
+    a.nb_downloads as matomo_downloads,
+    a.nb_outlinks as matomo_outlinks,
+    a.nb_searches as matomo_searches,
+    coalesce(d.pageviews, 0) - a.nb_pageviews as pageviews_difference,
+    coalesce(d.downloads, 0) - a.nb_downloads as downloads_difference,
+    coalesce(d.outlinks, 0) - a.nb_outlinks as outlinks_difference,
+    coalesce(d.searches, 0) - a.nb_searches as searches_difference,
+    coalesce(a.is_final, false) as actions_final
 from summary s
 left join sites t on t.idsite = s.idsite
 left join {{ ref('matomo_daily') }} d on d.idsite = s.idsite and d.site_day = s.site_day
+left join actions a on a.idsite = s.idsite and a.site_day = s.site_day

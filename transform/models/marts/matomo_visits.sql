@@ -1,9 +1,9 @@
 -- One row per visit: its fields (as of its latest extraction), first and last action, the
 -- site-local day of its last action, action counts per type and revenue. An incremental run
 -- recomputes only the visits whose rows `matomo` replaced since the last run (their rows loaded
--- since, through the `loaded_at` indexes, within the weeks those rows are in). It keeps the day
--- each of them was on before (`previous_site_day`): a visit whose day changed (a hit after midnight
--- with create_new_visit_after_midnight=0) leaves that day, which matomo_daily then recomputes.
+-- since, through the `loaded_at` indexes, within the weeks those rows are in). A visit whose day
+-- changed (a hit after midnight with create_new_visit_after_midnight=0) keeps the day it left in
+-- `previous_site_day`, which matomo_daily then recomputes; null otherwise, and on a rebuild.
 {{
   config(
     materialized='incremental',
@@ -88,7 +88,7 @@ group by idvisit
 select
     visits.*,
     {% if is_incremental() -%}
-    before.site_day
+    nullif(before.site_day, visits.site_day)
     {%- else -%}
     null::date
     {%- endif %} as previous_site_day

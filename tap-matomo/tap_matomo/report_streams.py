@@ -1,0 +1,403 @@
+"""Matomo's reports as streams: every row of a report, per site, period and period start.
+
+Per site and period type (day, week, month, year) a report stream keeps, in its state partition:
+`through`, the newest closed period read; `refreshed_on`, the site-local day its trailing window was
+last read again; `pending`, the closed periods read whose answer was not final yet. A run reads:
+
+- the closed periods after `through` (a first run: from `start_date`, or the site's creation when
+  later, so no period before the site existed is asked for);
+- once a site-local day, the last `report_trailing_*` closed periods again, because late hits,
+  invalidations and GDPR erasures change archives after a period ends;
+- on every run, the pending periods still within that window (a day read before Matomo archived it);
+- the unfinished current period, only with `report_include_current_period` (never final, read again
+  by every run).
+
+A row is final (`is_final`) when its period had ended in the site's timezone, Matomo answered at
+least `report_final_after_hours` after that end (by then `core:archive`, hourly by default, has
+archived it), and the answer was not empty: Matomo answers a period, or a segment, it has not archived
+with zeros or `[]`, never an error, and a zero must not pass for a final number. What each run read is
+reported in `report_fetches` (one row per report, site, period and parameters), so that the warehouse
+keeps each period's latest answer whole, also when a later answer has fewer rows.
+
+Requests go up to `max_parallel_requests` at once; `report_bulk_size` > 1 asks for that many periods
+in one `API.getBulkRequest`; a report longer than `report_page_size` rows is paged with
+`filter_limit`/`filter_offset` (archives do not change between pages, unlike the visitor log).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import urlencode
+
+from singer_sdk.exceptions import FatalAPIError
+
+from tap_matomo import clock, schemas
+from tap_matomo.client import error_message, matomo_json
+from tap_matomo.coerce import integer
+from tap_matomo.compat import override
+from tap_matomo.periods import Period, PeriodWindow, next_start, period_end
+from tap_matomo.report_rows import is_empty, map_row, rows_of
+from tap_matomo.report_specs import KEY, ReportMetadata, ReportSpec, report_schema
+from tap_matomo.streams import PLUGIN_MISSING_MESSAGES, SiteChildStream
+from tap_matomo.timezones import local_date, site_timezone
+
+if t.TYPE_CHECKING:
+    import requests
+    from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context
+
+PERIODS_KEY = "periods"
+#: The setting that says how many closed periods of a type are read again.
+_TRAILING_SETTING: dict[Period, str] = {
+    "day": "report_trailing_days",
+    "week": "report_trailing_weeks",
+    "month": "report_trailing_months",
+    "year": "report_trailing_years",
+}
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """One answer to ask for: a period of a report for a site, with its expanded parameters, from an offset."""
+
+    period: Period
+    start: date
+    params: tuple[tuple[str, str], ...] = ()
+    offset: int = 0
+
+    @property
+    def params_text(self) -> str:
+        return "&".join(f"{key}={value}" for key, value in self.params)
+
+
+@dataclass(frozen=True)
+class SiteCall:
+    """A call about the site itself (its goals, its custom dimensions), which a report read per goal needs."""
+
+    method: str
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a run read of one report period: for `report_fetches`."""
+
+    report: str
+    idsite: int
+    period: Period
+    period_start: date
+    segment: str
+    params: str
+    rows: int
+    is_final: bool
+    fetched_at: datetime
+
+
+@dataclass
+class ReportLedger:
+    """The periods this run read, per site; `report_fetches` reports them after the site's reports."""
+
+    fetched: dict[int, list[Fetched]] = field(default_factory=dict)
+
+
+class ReportStream(SiteChildStream):
+    """One Matomo report (a `ReportSpec`): its rows for every period the site's state says to read."""
+
+    primary_keys = KEY
+    replication_key = "period_start"
+    is_sorted = False  # periods of several types interleave
+    ledger: ReportLedger
+    plugin_missing = False
+
+    def __init__(self, tap: Tap, spec: ReportSpec, metadata: ReportMetadata) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.api_method = spec.method
+        self.declared = frozenset(metadata.metrics.get(spec.method, {}))
+        super().__init__(tap, schema=report_schema(spec, metadata), name=spec.name)
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        assert context is not None
+        if self._skipped() or (self.spec.ecommerce_only and not context.get("ecommerce")):
+            return
+        tz = site_timezone(context["timezone"])
+        today = local_date(clock.utc_now(), tz)
+        expansions = self._expansions(context)
+        state = self.get_context_state(context)
+        bookmarks: dict[str, dict[str, t.Any]] = state.setdefault(PERIODS_KEY, {})
+        plan: list[ReportRequest] = []
+        windows: dict[Period, PeriodWindow] = {}
+        refreshed: set[Period] = set()
+        for period in self.spec.periods:
+            window = windows[period] = PeriodWindow(period, today)
+            starts, reads_trailing = self._starts(window, bookmarks.get(period, {}), context)
+            if reads_trailing:
+                refreshed.add(period)
+            plan += [ReportRequest(period, start, params) for start in starts for params in expansions]
+        fetched_now: dict[Period, list[tuple[date, bool]]] = {period: [] for period in windows}
+        for request, rows, fetched_at in self._answers(context, plan):
+            final = self._is_final(request, rows, fetched_at, windows[request.period], tz)
+            self.ledger.fetched.setdefault(context["idsite"], []).append(
+                Fetched(
+                    self.name,
+                    context["idsite"],
+                    request.period,
+                    request.start,
+                    self.spec.segment,
+                    request.params_text,
+                    len(rows),
+                    final,
+                    fetched_at,
+                )
+            )
+            fetched_now[request.period].append((request.start, final))
+            for row in rows:
+                yield self._record(context, request, row, final, fetched_at)
+        if self._skipped():
+            return  # nothing was read: the bookmarks stay
+        for period, window in windows.items():
+            bookmarks[period] = self._bookmark(
+                window, bookmarks.get(period, {}), fetched_now[period], refreshed=period in refreshed
+            )
+
+    def _skipped(self) -> bool:
+        """Whether the report's plugin turned out to be off (for every site: it is Matomo-wide)."""
+        return self.plugin_missing
+
+    # -- what to read ------------------------------------------------------------------------------
+
+    def _expansions(self, context: Context) -> list[tuple[tuple[str, str], ...]]:
+        """The parameter sets to read: the spec's, once per goal or per active custom dimension of the site."""
+        fixed = self.spec.params
+        if self.spec.expand == "goals":
+            goals = self._ask(context, "Goals.getGoals")
+            ids = [integer(g.get("idgoal")) for g in (goals.values() if isinstance(goals, dict) else goals or [])]
+            return [(*fixed, ("idGoal", str(i))) for i in sorted(i for i in ids if i is not None)]
+        if self.spec.expand == "custom_dimensions":
+            dimensions = self._ask(context, "CustomDimensions.getConfiguredCustomDimensions") or []
+            ids = [integer(d.get("idcustomdimension")) for d in dimensions if d.get("active") in (True, 1, "1")]
+            return [(*fixed, ("idDimension", str(i))) for i in sorted(i for i in ids if i is not None)]
+        return [fixed]
+
+    def _trailing(self, window: PeriodWindow) -> list[date]:
+        return window.trailing(int(self.config[_TRAILING_SETTING[window.period]]))
+
+    def _starts(self, window: PeriodWindow, bookmark: dict[str, t.Any], context: Context) -> tuple[list[date], bool]:
+        """The period starts to read this run, oldest first (the current period last, when asked for), and
+        whether they hold the trailing window (read once a site-local day)."""
+        first = self._first_day(context, window)
+        through = bookmark.get("through")
+        if through:
+            starts = set(window.closed_since(next_start(window.period, date.fromisoformat(through))))
+            reads_trailing = bookmark.get("refreshed_on") != window.today.isoformat()
+            if reads_trailing:
+                starts |= set(self._trailing(window))
+            starts |= {date.fromisoformat(p) for p in bookmark.get("pending", [])} & set(self._trailing(window))
+        else:  # a first run: every closed period since the first day, the trailing window among them
+            starts, reads_trailing = set(window.closed_since(first)), True
+        ordered = sorted(s for s in starts if period_end(window.period, s) >= first)
+        if self.config["report_include_current_period"]:
+            ordered.append(window.current)
+        return ordered, reads_trailing
+
+    def _first_day(self, context: Context, window: PeriodWindow) -> date:
+        """The first site-local day to read: start_date (3 days ago by default), not before the site existed."""
+        configured = self.config.get("start_date")
+        first = date.fromisoformat(str(configured)[:10]) if configured else window.today - timedelta(days=3)
+        created = context.get("created_on")
+        return max(first, date.fromisoformat(created)) if created else first
+
+    def _bookmark(
+        self, window: PeriodWindow, before: dict[str, t.Any], fetched: list[tuple[date, bool]], *, refreshed: bool
+    ) -> dict[str, t.Any]:
+        """The period type's new bookmark: the newest closed period read, when the trailing window was last
+        read, and the closed periods of that window whose answer was not final (read again next run)."""
+        closed = [(start, final) for start, final in fetched if start <= window.last_closed]
+        through = max([before.get("through") or "", *(start.isoformat() for start, _ in closed)]) or None
+        trailing = set(self._trailing(window))
+        return {
+            "through": through,
+            "refreshed_on": window.today.isoformat() if refreshed else before.get("refreshed_on"),
+            "pending": sorted({start.isoformat() for start, final in closed if not final and start in trailing}),
+        }
+
+    @staticmethod
+    def _local_midnight_after(day: date, tz: t.Any) -> datetime:
+        return datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+
+    def _is_final(
+        self,
+        request: ReportRequest,
+        rows: list[dict[str, t.Any]],
+        fetched_at: datetime,
+        window: PeriodWindow,
+        tz: t.Any,
+    ) -> bool:
+        if request.start > window.last_closed or is_empty(rows):
+            return False
+        archived_by = self._local_midnight_after(period_end(request.period, request.start), tz) + timedelta(
+            hours=float(self.config["report_final_after_hours"])
+        )
+        return fetched_at >= archived_by
+
+    # -- asking Matomo -----------------------------------------------------------------------------
+
+    def _answers(
+        self, context: Context, plan: list[ReportRequest]
+    ) -> t.Iterator[tuple[ReportRequest, list[dict[str, t.Any]], datetime]]:
+        """Each request's rows (every page) and when Matomo answered, in the plan's order; up to
+        max_parallel_requests requests in flight."""
+        bulk = max(1, int(self.config["report_bulk_size"]))
+        batches = [plan[i : i + bulk] for i in range(0, len(plan), bulk)]
+        with ThreadPoolExecutor(max_workers=int(self.config["max_parallel_requests"])) as pool:
+            for batch, (answers, fetched_at) in zip(
+                batches, pool.map(lambda b: self._fetch(context, b), batches), strict=True
+            ):
+                for request, rows in zip(batch, answers, strict=True):
+                    if rows is None:  # the report's plugin is not available: said once, nothing more asked
+                        return
+                    yield request, rows, fetched_at
+
+    def _fetch(
+        self, context: Context, batch: list[ReportRequest]
+    ) -> tuple[list[list[dict[str, t.Any]] | None], datetime]:
+        """The rows of each request of a batch (one request, or a bulk one; a long report's next pages after)."""
+        answers = [self._send(context, batch[0])] if len(batch) == 1 else self._send(context, batch)
+        fetched_at = clock.utc_now()
+        if not isinstance(answers, list) or len(answers) != len(batch):
+            msg = f"Matomo API.getBulkRequest for site {context['idsite']}: expected a list of {len(batch)} answers"
+            raise FatalAPIError(msg)
+        results: list[list[dict[str, t.Any]] | None] = []
+        limit = int(self.config["report_page_size"])
+        for request, answer in zip(batch, answers, strict=True):
+            if self._plugin_missing(answer):
+                results.append(None)
+                continue
+            self._check(answer, context)
+            rows = page = rows_of(answer)
+            while len(page) == limit:  # a long report: the next page
+                page = rows_of(self._send(context, replace(request, offset=request.offset + len(rows))))
+                rows = rows + page
+            results.append(rows)
+        return results, fetched_at
+
+    def _send(self, context: Context, token: ReportRequest | list[ReportRequest] | SiteCall) -> t.Any:
+        send = self.request_decorator(self._sender)  # retried with backoff
+        response = send(self.build_page_request(context, token), context)
+        self.update_sync_costs(response.request, response, context)
+        return matomo_json(response)
+
+    def _sender(self, prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
+        response = self.requests_session.send(prepared, timeout=self.timeout, allow_redirects=self.allow_redirects)
+        self.log_request_duration(response, context)
+        self.validate_response(response)
+        return response
+
+    def _ask(self, context: Context, method: str) -> t.Any:
+        """A site's configuration (goals, custom dimensions) as the report needs it; [] when its plugin is off."""
+        body = self._send(context, SiteCall(method))
+        return [] if error_message(body) is not None else body
+
+    def _plugin_missing(self, answer: t.Any) -> bool:
+        message = error_message(answer)
+        if message is None or not any(missing in message for missing in PLUGIN_MISSING_MESSAGES):
+            return False
+        if not self.plugin_missing:
+            self.plugin_missing = True
+            self.log(
+                "%s skipped: Matomo's %s plugin is not available (%s)",
+                self.name,
+                self.spec.module,
+                html.unescape(message),
+                level=logging.WARNING,
+            )
+        return True
+
+    def _check(self, answer: t.Any, context: Context) -> None:
+        message = error_message(answer)
+        if message is not None:
+            msg = f"Matomo {self.spec.method} for site {context['idsite']}: Matomo error: {html.unescape(message)}"
+            raise FatalAPIError(msg)
+
+    @override
+    def get_url_params(
+        self, context: Context | None, next_page_token: ReportRequest | list[ReportRequest] | SiteCall | None
+    ) -> dict[str, t.Any]:
+        assert context is not None
+        api = {"module": "API", "format": "JSON"}
+        if isinstance(next_page_token, SiteCall):
+            return {**api, "method": next_page_token.method, "idSite": context["idsite"]}
+        if isinstance(next_page_token, list):
+            urls = {f"urls[{n}]": urlencode(self._params(context, r)) for n, r in enumerate(next_page_token)}
+            return {**api, "method": "API.getBulkRequest", **urls}
+        if next_page_token is None:
+            msg = f"{self.name} is read period by period: no period to ask for"
+            raise RuntimeError(msg)
+        return {**api, **self._params(context, next_page_token)}
+
+    def _params(self, context: Context, request: ReportRequest) -> dict[str, t.Any]:
+        params: dict[str, t.Any] = {
+            "method": self.spec.method,
+            "idSite": context["idsite"],
+            "period": request.period,
+            "date": request.start.isoformat(),
+            "flat": 1,
+            "format_metrics": 0,
+            "filter_limit": int(self.config["report_page_size"]),
+            **dict(request.params),
+        }
+        if request.offset:
+            params["filter_offset"] = request.offset
+        if self.spec.segment:
+            params["segment"] = self.spec.segment
+        return params
+
+    def _record(
+        self, context: Context, request: ReportRequest, row: dict[str, t.Any], final: bool, fetched_at: datetime
+    ) -> dict[str, t.Any]:
+        return {
+            "idsite": context["idsite"],
+            "period": request.period,
+            "period_start": request.start.isoformat(),
+            "period_end": period_end(request.period, request.start).isoformat(),
+            "segment": self.spec.segment,
+            "params": request.params_text,
+            **map_row(row, self.declared),
+            "is_final": final,
+            "fetched_at": fetched_at.isoformat(),
+        }
+
+
+class ReportFetchesStream(SiteChildStream):
+    """What each report stream read for a site this run: one row per report, period and parameters.
+
+    Synced after the site's reports. The warehouse keeps, per report period, only the rows of its latest
+    answer (those with that `fetched_at`): rows a later answer no longer has are dropped with it.
+    """
+
+    name = "report_fetches"
+    primary_keys = ("report", "idsite", "period", "period_start", "segment", "params")
+    schema = schemas.REPORT_FETCHES
+    api_method = ""  # reports what the report streams read: no request
+    ledger: ReportLedger
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        assert context is not None
+        for fetched in self.ledger.fetched.pop(context["idsite"], []):
+            yield {
+                "report": fetched.report,
+                "idsite": fetched.idsite,
+                "period": fetched.period,
+                "period_start": fetched.period_start.isoformat(),
+                "segment": fetched.segment,
+                "params": fetched.params,
+                "rows": fetched.rows,
+                "is_final": fetched.is_final,
+                "fetched_at": fetched.fetched_at.isoformat(),
+            }

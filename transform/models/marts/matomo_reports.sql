@@ -1,0 +1,37 @@
+-- Matomo's own reports, one row per report, site, period (day, week, month, year), period start, segment,
+-- parameters (idGoal=1...) and label, with the metrics dashboards read under common names; every metric
+-- of a row is in the family staging models (stg_matomo__reports_*). A view: it costs nothing to build,
+-- and a query for a site and period reads the raw tables' primary key indexes.
+{{ config(materialized='view') }}
+
+{%- set families = {
+    'visits': {'visits': 'nb_visits', 'uniq_visitors': 'nb_uniq_visitors', 'actions': 'nb_actions', 'conversions': 'nb_visits_converted'},
+    'actions': {'hits': 'nb_pageviews', 'unique_hits': 'nb_uniq_pageviews'},
+    'pages': {'visits': 'nb_visits', 'uniq_visitors': 'nb_uniq_visitors', 'hits': 'nb_hits'},
+    'visitors': {'visits': 'nb_visits', 'uniq_visitors': 'nb_uniq_visitors', 'actions': 'nb_actions', 'hits': 'nb_hits', 'conversions': 'nb_conversions', 'revenue': 'revenue'},
+    'events': {'visits': 'nb_visits', 'uniq_visitors': 'nb_uniq_visitors', 'hits': 'nb_events'},
+    'goals': {'conversions': 'nb_conversions', 'revenue': 'revenue'},
+    'products': {'visits': 'nb_visits', 'revenue': 'revenue', 'quantity': 'quantity'},
+} %}
+{%- set measures = ['visits', 'uniq_visitors', 'actions', 'hits', 'unique_hits', 'conversions', 'revenue', 'quantity'] %}
+
+{% for family, names in families.items() %}
+select
+    report,
+    {{ dbt.string_literal(family) }} as family,
+    idsite,
+    period,
+    period_start,
+    period_end,
+    segment,
+    params,
+    label,
+    label_path,
+    {%- for measure in measures %}
+    {{ names[measure] if measure in names else 'null::numeric' }} as {{ measure }},
+    {%- endfor %}
+    is_final,
+    fetched_at
+from {{ ref('stg_matomo__reports_' ~ family) }}
+{% if not loop.last %}union all{% endif %}
+{% endfor %}
