@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -232,3 +234,134 @@ def test_action_timestamps_are_localised_and_visits_are_capped() -> None:
     first = rendered["actionDetails"][0]
     assert first["timestamp"] - visit.actions[0].at == 5.5 * 3600  # Kolkata wall clock read as UTC
     assert rendered["firstActionTimestamp"] == visit.actions[0].at
+
+
+REPORT_FIXTURES = Path(__file__).parent / "fixtures" / "matomo-5.0.2-reports"
+#: The default report set's methods, and the real answer each simulator answer is compared with.
+SHAPED_REPORTS = [
+    "VisitsSummary.get",
+    "Actions.get",
+    "Goals.get",
+    "Actions.getPageUrls",
+    "Actions.getPageTitles",
+    "Actions.getEntryPageUrls",
+    "Actions.getExitPageUrls",
+    "Actions.getSiteSearchKeywords",
+    "Actions.getDownloads",
+    "Actions.getOutlinks",
+    "Referrers.getReferrerType",
+    "Referrers.getAll",
+    "Referrers.getWebsites",
+    "Referrers.getSearchEngines",
+    "Referrers.getKeywords",
+    "Referrers.getCampaigns",
+    "Referrers.getSocials",
+    "UserCountry.getCountry",
+    "UserCountry.getCity",
+    "DevicesDetection.getType",
+    "DevicesDetection.getBrowsers",
+    "DevicesDetection.getOsFamilies",
+    "Events.getCategory",
+    "Events.getAction",
+    "Events.getName",
+    "Goals.getItemsName",
+    "Goals.getItemsSku",
+    "VisitTime.getVisitInformationPerServerTime",
+]
+
+
+def real_report(method: str, period: str = "day-2026-11-24") -> list[dict]:
+    return json.loads((REPORT_FIXTURES / "site3" / period / f"{method}.json").read_text())
+
+
+def path_fields(row: dict) -> list[str]:
+    return [k for k, v in row.items() if k[:1].isupper() and "_" in k and isinstance(v, str)]
+
+
+@pytest.mark.parametrize("method", SHAPED_REPORTS)
+def test_report_answers_have_the_real_shape(simulator: MatomoSimulator, method: str) -> None:
+    """flat=1&format_metrics=0: the real answer's kind (a list, of one for one-row reports), its label and
+    dimension fields, metric names among the real ones."""
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    answer = call(simulator, method, idSite=2, period="day", date=yesterday, flat=1, format_metrics=0).json()
+    real = real_report(method)
+    assert isinstance(answer, list)
+    assert answer, method
+    if method.endswith(".get"):
+        assert len(answer) == 1
+        assert "label" not in answer[0]
+        assert set(answer[0]) <= set(real[0])
+        return
+    real_fields = path_fields(real[0])
+    for row in answer:
+        assert isinstance(row["label"], str)
+        assert path_fields(row) == real_fields, method
+        real_keys = {k for r in real for k in r}
+        assert set(row) <= real_keys | {"url"}, (method, set(row) - real_keys)
+
+
+def test_day_answers_mix_strings_and_numbers_weeks_do_not(simulator: MatomoSimulator) -> None:
+    day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    rows = call(simulator, "DevicesDetection.getBrowsers", idSite=2, period="day", date=day, flat=1, format_metrics=0)
+    kinds = {type(row["nb_actions"]) for row in rows.json()}
+    assert kinds == {int, str}
+    week = call(simulator, "DevicesDetection.getBrowsers", idSite=2, period="week", date=day, flat=1, format_metrics=0)
+    assert {type(row["nb_actions"]) for row in week.json()} == {int}
+
+
+def test_one_row_reports_are_an_object_unless_flat_and_rates_are_formatted_by_default(
+    simulator: MatomoSimulator,
+) -> None:
+    day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    plain = call(simulator, "VisitsSummary.get", idSite=1, period="day", date=day).json()
+    assert isinstance(plain, dict)
+    assert str(plain["bounce_rate"]).endswith("%")  # as the real default form: "24%"
+    real_plain = json.loads((REPORT_FIXTURES / "site1" / "day-2026-11-24" / "VisitsSummary.get.json").read_text())
+    assert set(plain) == set(real_plain[0])
+
+
+def test_reports_of_a_purged_day_stay_and_an_erasure_invalidates_them(simulator: MatomoSimulator) -> None:
+    site = simulator.world.sites[1]
+    day = datetime.now(site.tz).date() - timedelta(days=2)
+    before = call(simulator, "VisitsSummary.get", idSite=1, period="day", date=day.isoformat(), flat=1).json()
+    simulator.world.purge_before(1, day + timedelta(days=1))
+    assert call(simulator, "Live.getLastVisitsDetails", idSite=1, period="day", date=day.isoformat()).json() == []
+    assert call(simulator, "VisitsSummary.get", idSite=1, period="day", date=day.isoformat(), flat=1).json() == before
+    assert before[0]["nb_visits"] > 0
+
+
+def test_unarchived_days_segments_and_dates_before_the_site_answer_zeros_or_nothing(simulator: MatomoSimulator) -> None:
+    simulator.browser_archiving = False
+    day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    summary = call(simulator, "VisitsSummary.get", idSite=1, period="day", date=day, flat=1).json()
+    assert summary[0]["nb_visits"] == 0
+    assert call(simulator, "Referrers.getReferrerType", idSite=1, period="day", date=day, flat=1).json() == []
+    simulator.archive(1, date.fromisoformat(day))
+    assert call(simulator, "VisitsSummary.get", idSite=1, period="day", date=day, flat=1).json()[0]["nb_visits"] > 0
+    segmented = call(
+        simulator, "VisitsSummary.get", idSite=1, period="day", date=day, flat=1, segment="deviceType==smartphone"
+    )
+    assert segmented.json()[0]["nb_visits"] == 0  # a segment core:archive has not processed
+    simulator.processed_segments.add("deviceType==smartphone")
+    segmented = call(
+        simulator, "VisitsSummary.get", idSite=1, period="day", date=day, flat=1, segment="deviceType==smartphone"
+    )
+    assert 0 < segmented.json()[0]["nb_visits"] < summary[0]["nb_visits"] + 10_000
+
+
+def test_a_disabled_plugin_and_bulk_requests(simulator: MatomoSimulator) -> None:
+    simulator.disabled_plugins.add("Resolution")
+    real = json.loads(
+        (REPORT_FIXTURES / "special/site1-day-2026-11-25/plugin-deactivated/Resolution.getResolution.json").read_text()
+    )
+    day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    simulator.disabled_plugins.add("Events")
+    answer = call(simulator, "Events.getCategory", idSite=1, period="day", date=day, flat=1).json()
+    assert answer == {**real, "message": real["message"].replace("Resolution", "Events")}
+    urls = {
+        "urls[0]": f"method=VisitsSummary.get&idSite=1&period=day&date={day}&flat=1",
+        "urls[1]": f"method=Events.getCategory&idSite=1&period=day&date={day}&flat=1",
+    }
+    bulk = call(simulator, "API.getBulkRequest", **urls).json()
+    assert bulk[0] == call(simulator, "VisitsSummary.get", idSite=1, period="day", date=day, flat=1).json()
+    assert bulk[1]["result"] == "error"

@@ -32,6 +32,14 @@ STRING_IN_DAY_ANSWERS = {"nb_actions", "sum_visit_length", "bounce_count", "nb_v
 STRING_IN_DAY_ANSWERS |= {"entry_nb_visits", "exit_nb_visits", "nb_visits_with_value", "nb_events_with_value"}
 RATES = {"bounce_rate", "exit_rate", "conversion_rate", "interaction_rate"}
 DEFAULT_FILTER_LIMIT = 100
+#: Dimensions whose rows carry the full `url` too.
+URL_FIELDS = {
+    "Actions_PageUrl",
+    "Actions_EntryPageUrl",
+    "Actions_ExitPageUrl",
+    "Actions_DownloadUrl",
+    "Actions_ClickedUrl",
+}
 
 
 @dataclass(frozen=True)
@@ -182,7 +190,7 @@ def _hour(view: VisitView, _: Action | None) -> tuple[str, ...]:
 
 GROUPINGS: dict[str, Grouping] = {
     "Referrers.getReferrerType": Grouping(
-        ("Referrers_ReferrerType",),
+        (),  # the real answer has no dimension field: the label and referrer_type
         "visit",
         lambda v, _: (REFERRER_TYPES[v.rendered["referrerType"]][0],),
         attributes=lambda values, v, _: {"referrer_type": REFERRER_TYPES[v.rendered["referrerType"]][1]},
@@ -334,10 +342,9 @@ def _grouped(grouping: Grouping, views: list[VisitView]) -> dict[tuple[str, ...]
         views_of_group = [hit[0] for hit in hit_group]
         actions_of_group = [hit[1] for hit in hit_group]
         visits = {view.visit.idvisit for view in views_of_group}
-        row: dict[str, t.Any] = {
-            "nb_visits": len(visits),
-            "nb_uniq_visitors": len({view.visit.visitor_id for view in views_of_group}),
-        }
+        row: dict[str, t.Any] = {"nb_visits": len(visits)}
+        if grouping.fields != ("Actions_Keyword",):  # site search keywords count no unique visitors
+            row["nb_uniq_visitors"] = len({view.visit.visitor_id for view in views_of_group})
         if grouping.level == "event":
             event_values = [
                 float(action.attrs["eventValue"])
@@ -361,7 +368,7 @@ def _grouped(grouping: Grouping, views: list[VisitView]) -> dict[tuple[str, ...]
                 }
             if grouping.fields[0] == "Actions_ExitPageUrl":
                 row |= {"exit_nb_visits": len(visits)}
-            if grouping.fields[0].startswith("Actions_"):
+            if grouping.fields[0] in URL_FIELDS:
                 row["url"] = actions_of_group[0].url
         rows[values] = row
     return rows

@@ -176,7 +176,7 @@ class MatomoSimulator:
         plugin = method.partition(".")[0]
         if plugin in self.disabled_plugins:
             raise MatomoError(
-                f"The plugin {plugin} is not enabled. You can activate the plugin on Settings > Plugins page in Matomo."
+                f"The plugin {plugin} is not enabled. You can activate the plugin on Settings &gt; Plugins page in Matomo."
             )
         if method == "API.getMatomoVersion":
             return {"value": VERSION}

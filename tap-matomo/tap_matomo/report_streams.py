@@ -292,6 +292,16 @@ class ReportStream(SiteChildStream):
         self.update_sync_costs(response.request, response, context)
         return matomo_json(response)
 
+    @override
+    def validate_response(self, response: requests.Response) -> None:
+        """Matomo's checks, but an answer saying the report's plugin is off passes: `_plugin_missing` says it once."""
+        try:
+            super().validate_response(response)
+        except FatalAPIError:
+            message = error_message(matomo_json(response)) or ""
+            if not any(missing in message for missing in PLUGIN_MISSING_MESSAGES):
+                raise
+
     def _sender(self, prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
         response = self.requests_session.send(prepared, timeout=self.timeout, allow_redirects=self.allow_redirects)
         self.log_request_duration(response, context)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import typing as t
 from datetime import UTC, date, datetime, time, timedelta
@@ -141,7 +142,7 @@ class OptionalPluginStream(SiteChildStream):
                     "%s skipped: Matomo's %s plugin is not available (%s)",
                     self.name,
                     self.api_method.split(".")[0],
-                    message,
+                    html.unescape(message),  # Matomo writes "Settings &gt; Plugins"
                     level=logging.WARNING,
                 )
 
