@@ -126,7 +126,13 @@ class Simulator:
     """The simulator CLI in its own process, as a Matomo server is."""
 
     def __init__(
-        self, days: float, visits_per_day: int, latency_ms: float = 0, seed: int = 99, sites: str = "1"
+        self,
+        days: float,
+        visits_per_day: int,
+        latency_ms: float = 0,
+        seed: int = 99,
+        sites: str = "1",
+        report_latency_ms: float = 0,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -135,7 +141,7 @@ class Simulator:
                 str(BIN / "matomo-simulator"),
                 *("--port", str(self.port), "--token", TOKEN, "--sites", sites, "--seed", str(seed)),
                 *("--days", str(days), "--visits-per-day", str(visits_per_day)),
-                *("--live-latency-ms", str(latency_ms)),
+                *("--live-latency-ms", str(latency_ms), "--report-latency-ms", str(report_latency_ms)),
             ],
             stdout=subprocess.PIPE,
             text=True,

@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--live-latency-ms", type=float, default=0, help="added to every Live answer, as a busy Matomo takes"
     )
+    parser.add_argument(
+        "--report-latency-ms", type=float, default=0, help="added to every Reporting API answer (a bulk one's once)"
+    )
     args = parser.parse_args(argv)
 
     world = World(seed=args.seed)
@@ -42,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     world.generate(now - timedelta(days=args.days), now - timedelta(minutes=1), args.visits_per_day)
     sim = MatomoSimulator(world, {args.token: None}, port=args.port)
     sim.live_latency = args.live_latency_ms / 1000
+    sim.report_latency = args.report_latency_ms / 1000
     sim.start()
     print(
         f"Matomo simulator on {sim.url} with {len(world.visits)} visits, {len(world.truth())} actions "

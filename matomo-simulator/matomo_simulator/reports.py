@@ -11,6 +11,7 @@ metrics written as JSON strings, `filter_limit` (100 by default) and `filter_off
 from __future__ import annotations
 
 import typing as t
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -450,10 +451,11 @@ def compute(world: World, site: Site, query: ReportQuery) -> list[dict[str, t.An
     lo = world.site_day_bounds(site.idsite, query.start)[0]
     hi = world.site_day_bounds(site.idsite, query.end)[1]
     with world.lock:
+        index = world.by_last_action(site.idsite)  # (last action, idvisit, visit), sorted
+        in_period = index[bisect_left(index, (lo,)) : bisect_left(index, (hi,))]
         views = [
             VisitView(v, rendered)
-            for v in world.visits.values()
-            if v.idsite == site.idsite and lo <= v.last_action < hi
+            for _, _, v in in_period
             for rendered in (render_visit(world, v),)
             if matches_segment(rendered, query.segment)
         ]

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import html
 import logging
+import threading
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlencode
 
+from singer_sdk import metrics
 from singer_sdk.exceptions import FatalAPIError
 
 from tap_matomo import clock, schemas
@@ -112,8 +114,10 @@ class ReportStream(SiteChildStream):
     is_sorted = False  # periods of several types interleave
     ledger: ReportLedger
     plugin_missing = False
+    _request_counter: metrics.Counter
 
     def __init__(self, tap: Tap, spec: ReportSpec, metadata: ReportMetadata) -> None:
+        self._count_lock = threading.Lock()
         self.spec = spec
         self.name = spec.name
         self.api_method = spec.method
@@ -125,21 +129,35 @@ class ReportStream(SiteChildStream):
         assert context is not None
         if self._skipped() or (self.spec.ecommerce_only and not context.get("ecommerce")):
             return
+        with self.get_http_request_counter() as counter:  # the SDK's http_request_count, as for its own paging
+            counter.with_context(context)
+            self._request_counter = counter
+            yield from self._site_records(context)
+
+    def _site_records(self, context: Context) -> t.Iterator[dict[str, t.Any]]:
         tz = site_timezone(context["timezone"])
         today = local_date(clock.utc_now(), tz)
-        expansions = self._expansions(context)
         state = self.get_context_state(context)
         bookmarks: dict[str, dict[str, t.Any]] = state.setdefault(PERIODS_KEY, {})
-        plan: list[ReportRequest] = []
+        starts_of: dict[Period, list[date]] = {}
         windows: dict[Period, PeriodWindow] = {}
         refreshed: set[Period] = set()
         for period in self.spec.periods:
             window = windows[period] = PeriodWindow(period, today)
-            starts, reads_trailing = self._starts(window, bookmarks.get(period, {}), context)
+            starts_of[period], reads_trailing = self._starts(window, bookmarks.get(period, {}), context)
             if reads_trailing:
                 refreshed.add(period)
-            plan += [ReportRequest(period, start, params) for start in starts for params in expansions]
+        # The site's goals or dimensions are asked for only when there is a period to read.
+        expansions = self._expansions(context) if any(starts_of.values()) else []
+        plan = [
+            ReportRequest(period, start, params)
+            for period, starts in starts_of.items()
+            for start in starts
+            for params in expansions
+        ]
         fetched_now: dict[Period, list[tuple[date, bool]]] = {period: [] for period in windows}
+        if not expansions:  # a site without goals (or dimensions): nothing to read, its periods are done
+            fetched_now = {period: [(start, True) for start in starts] for period, starts in starts_of.items()}
         for request, rows, fetched_at in self._answers(context, plan):
             final = self._is_final(request, rows, fetched_at, windows[request.period], tz)
             self.ledger.fetched.setdefault(context["idsite"], []).append(
@@ -172,7 +190,8 @@ class ReportStream(SiteChildStream):
     # -- what to read ------------------------------------------------------------------------------
 
     def _expansions(self, context: Context) -> list[tuple[tuple[str, str], ...]]:
-        """The parameter sets to read: the spec's, once per goal or per active custom dimension of the site."""
+        """The parameter sets to read: the spec's, once per goal or per active custom dimension of the site
+        (a goal or dimension added later is read from then on, its trailing window included)."""
         fixed = self.spec.params
         if self.spec.expand == "goals":
             goals = self._ask(context, "Goals.getGoals")
@@ -289,6 +308,8 @@ class ReportStream(SiteChildStream):
     def _send(self, context: Context, token: ReportRequest | list[ReportRequest] | SiteCall) -> t.Any:
         send = self.request_decorator(self._sender)  # retried with backoff
         response = send(self.build_page_request(context, token), context)
+        with self._count_lock:  # requests are sent from several threads
+            self._request_counter.increment()
         self.update_sync_costs(response.request, response, context)
         return matomo_json(response)
 

@@ -475,7 +475,7 @@ class DayListPaginator(BaseAPIPaginator[date]):
 class ReportMetadataCall(MatomoStream):
     """`API.getReportMetadata`: which reports a site has, their metrics and types (not a stream of records)."""
 
-    name = "report_metadata"
+    name = "api_report_metadata"  # not a stream of the catalog: only its requests carry this name
     api_method = "API.getReportMetadata"
     schema: t.ClassVar[dict[str, t.Any]] = {"type": "object", "properties": {}}
 
