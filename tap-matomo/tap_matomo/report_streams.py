@@ -27,7 +27,6 @@ in one `API.getBulkRequest`; a report longer than `report_page_size` rows is pag
 from __future__ import annotations
 
 import html
-import logging
 import threading
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +44,7 @@ from tap_matomo.compat import override
 from tap_matomo.periods import Period, PeriodWindow, next_start, period_end
 from tap_matomo.report_rows import is_empty, map_row, rows_of
 from tap_matomo.report_specs import KEY, ReportMetadata, ReportSpec, report_schema
-from tap_matomo.streams import PLUGIN_MISSING_MESSAGES, SiteChildStream
+from tap_matomo.streams import PluginStream, SiteChildStream
 from tap_matomo.timezones import local_date, site_timezone
 
 if t.TYPE_CHECKING:
@@ -106,14 +105,13 @@ class ReportLedger:
     fetched: dict[int, list[Fetched]] = field(default_factory=dict)
 
 
-class ReportStream(SiteChildStream):
+class ReportStream(PluginStream):
     """One Matomo report (a `ReportSpec`): its rows for every period the site's state says to read."""
 
     primary_keys = KEY
     replication_key = "period_start"
     is_sorted = False  # periods of several types interleave
     ledger: ReportLedger
-    plugin_missing = False
     _request_counter: metrics.Counter
 
     def __init__(self, tap: Tap, spec: ReportSpec, metadata: ReportMetadata) -> None:
@@ -294,7 +292,7 @@ class ReportStream(SiteChildStream):
         results: list[list[dict[str, t.Any]] | None] = []
         limit = int(self.config["report_page_size"])
         for request, answer in zip(batch, answers, strict=True):
-            if self._plugin_missing(answer):
+            if self.missing_plugin(answer):
                 results.append(None)
                 continue
             self._check(answer, context)
@@ -313,16 +311,6 @@ class ReportStream(SiteChildStream):
         self.update_sync_costs(response.request, response, context)
         return matomo_json(response)
 
-    @override
-    def validate_response(self, response: requests.Response) -> None:
-        """Matomo's checks, but an answer saying the report's plugin is off passes: `_plugin_missing` says it once."""
-        try:
-            super().validate_response(response)
-        except FatalAPIError:
-            message = error_message(matomo_json(response)) or ""
-            if not any(missing in message for missing in PLUGIN_MISSING_MESSAGES):
-                raise
-
     def _sender(self, prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
         response = self.requests_session.send(prepared, timeout=self.timeout, allow_redirects=self.allow_redirects)
         self.log_request_duration(response, context)
@@ -333,21 +321,6 @@ class ReportStream(SiteChildStream):
         """A site's configuration (goals, custom dimensions) as the report needs it; [] when its plugin is off."""
         body = self._send(context, SiteCall(method))
         return [] if error_message(body) is not None else body
-
-    def _plugin_missing(self, answer: t.Any) -> bool:
-        message = error_message(answer)
-        if message is None or not any(missing in message for missing in PLUGIN_MISSING_MESSAGES):
-            return False
-        if not self.plugin_missing:
-            self.plugin_missing = True
-            self.log(
-                "%s skipped: Matomo's %s plugin is not available (%s)",
-                self.name,
-                self.spec.module,
-                html.unescape(message),
-                level=logging.WARNING,
-            )
-        return True
 
     def _check(self, answer: t.Any, context: Context) -> None:
         message = error_message(answer)

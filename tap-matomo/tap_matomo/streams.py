@@ -123,32 +123,43 @@ class SiteChildStream(MatomoStream):
     state_partitioning_keys = ("idsite",)
 
 
-class OptionalPluginStream(SiteChildStream):
-    """A stream served by a Matomo plugin that may be deactivated: then a warning, and the run goes on."""
+class PluginStream(SiteChildStream):
+    """A stream served by a Matomo plugin that may be deactivated: then one warning, and the run goes on
+    (the plugin is off for every site)."""
 
-    plugin_missing_warned = False
+    plugin_missing = False
 
     @override
     def validate_response(self, response: requests.Response) -> None:
         try:
             super().validate_response(response)
         except FatalAPIError:
-            message = error_message(matomo_json(response)) or ""
-            if not any(missing in message for missing in PLUGIN_MISSING_MESSAGES):
+            if not self.missing_plugin(matomo_json(response)):
                 raise
-            if not self.plugin_missing_warned:
-                self.plugin_missing_warned = True
-                self.log(
-                    "%s skipped: Matomo's %s plugin is not available (%s)",
-                    self.name,
-                    self.api_method.split(".")[0],
-                    html.unescape(message),  # Matomo writes "Settings &gt; Plugins"
-                    level=logging.WARNING,
-                )
+
+    def missing_plugin(self, body: t.Any) -> bool:
+        """Whether `body` says the stream's plugin is off or not installed; said once, as a warning."""
+        message = error_message(body) or ""
+        if not any(missing in message for missing in PLUGIN_MISSING_MESSAGES):
+            return False
+        if not self.plugin_missing:
+            self.plugin_missing = True
+            self.log(
+                "%s skipped: Matomo's %s plugin is not available (%s)",
+                self.name,
+                self.api_method.split(".")[0],
+                html.unescape(message),  # Matomo writes "Settings &gt; Plugins"
+                level=logging.WARNING,
+            )
+        return True
+
+
+class OptionalPluginStream(PluginStream):
+    """A plugin's configuration read per site (custom dimensions, goals): nothing when the plugin is off."""
 
     @override
     def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
-        if error_message(matomo_json(response)) is not None:  # the plugin is missing (see above)
+        if self.missing_plugin(matomo_json(response)):
             return
         yield from super().parse_response(response)
 
