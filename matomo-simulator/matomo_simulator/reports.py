@@ -11,6 +11,7 @@ metrics written as JSON strings, `filter_limit` (100 by default) and `filter_off
 from __future__ import annotations
 
 import typing as t
+import weakref
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -446,6 +447,18 @@ class ReportQuery:
     params: dict[str, str] = field(default_factory=dict)
 
 
+#: Each world's visits as the Live API renders them, kept until a visit changes (World.version moves).
+_RENDERED: weakref.WeakKeyDictionary[World, tuple[int, dict[int, dict[str, t.Any]]]] = weakref.WeakKeyDictionary()
+
+
+def _rendered_visits(world: World) -> dict[int, dict[str, t.Any]]:
+    """The cache of `world`'s rendered visits (the caller holds the world's lock)."""
+    cached = _RENDERED.get(world)
+    if cached is None or cached[0] != world.version:
+        cached = _RENDERED[world] = (world.version, {})
+    return cached[1]
+
+
 def compute(world: World, site: Site, query: ReportQuery) -> list[dict[str, t.Any]]:
     """The report's rows (numbers, unformatted): dimension values under `_path`, metrics, attributes."""
     lo = world.site_day_bounds(site.idsite, query.start)[0]
@@ -453,12 +466,13 @@ def compute(world: World, site: Site, query: ReportQuery) -> list[dict[str, t.An
     with world.lock:
         index = world.by_last_action(site.idsite)  # (last action, idvisit, visit), sorted
         in_period = index[bisect_left(index, (lo,)) : bisect_left(index, (hi,))]
-        views = [
-            VisitView(v, rendered)
-            for _, _, v in in_period
-            for rendered in (render_visit(world, v),)
-            if matches_segment(rendered, query.segment)
-        ]
+        rendered = _rendered_visits(world)
+        views = []
+        for _, _, visit in in_period:
+            if visit.idvisit not in rendered:
+                rendered[visit.idvisit] = render_visit(world, visit)
+            if matches_segment(rendered[visit.idvisit], query.segment):
+                views.append(VisitView(visit, rendered[visit.idvisit]))
     if query.method == "VisitsSummary.get":
         return [_summary(views)]
     if query.method == "Actions.get":
