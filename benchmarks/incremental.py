@@ -183,6 +183,7 @@ def main() -> int:
                     "STARTDATE": (now - timedelta(days=SEED_DAYS + 1)).date().isoformat(),
                     "PGDATABASE": url,
                     "MELTANO_DATABASE_URI": f"sqlite:///{tmp / 'meltano.db'}",
+                    "TAP_MATOMO_REPORTS": "[]",  # the raw log's models (reports: benchmarks/reports.py)
                 }
                 run([MELTANO, "run", "matomo-to-postgres"], env)
                 seed_rows = int(scalar(url, "SELECT count(*) FROM matomo_raw.visits_actions"))
