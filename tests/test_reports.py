@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 from matomo_simulator import MatomoSimulator, World
+from matomo_simulator.reports import metadata as report_metadata
 from matomo_simulator.reports import report_methods
+from tap_matomo.report_specs import ReportMetadata, declared_metrics, report_schema, specs_from_setting
 
 from tests.conftest import project_meltano
 from tests.helpers import TapRun, run_tap
@@ -208,6 +210,41 @@ def test_a_disabled_plugin_is_skipped_with_one_warning(
     assert not [
         s for s in run.state["bookmarks"].get("report_event_names", {}).get("partitions", []) if s.get("periods")
     ]
+
+
+def test_discovery_types_the_servers_metrics_and_a_sync_follows_its_catalog(
+    simulator: MatomoSimulator, report_config: dict, tmp_path: Path
+) -> None:
+    """`--discover` makes a column of each metric Matomo's own metadata declares; a sync asks Matomo for
+    no metadata, and a metric its catalog has no column for is kept in `other_metrics`."""
+    config = report_config | {"reports": [{"method": "VisitsSummary.get"}]}
+    (spec,) = specs_from_setting(config["reports"])
+    discovered = run_tap(tmp_path, config, None, "--discover")
+    assert discovered.returncode == 0, discovered.stderr[-3000:]
+    assert "API.getReportMetadata" in [r.params.get("method") for r in simulator.requests]
+    catalog = json.loads(discovered.stdout)
+    entry = next(s for s in catalog["streams"] if s["tap_stream_id"] == spec.name)
+    served = {
+        metric
+        for report in report_metadata(simulator.world.sites[2])
+        if report["module"] == "VisitsSummary"
+        for metric in report["metrics"]
+    }
+    assert declared_metrics(entry["schema"]) == served
+    assert declared_metrics(entry["schema"]) != declared_metrics(
+        report_schema(spec, ReportMetadata.built_in())
+    )  # the simulator declares fewer than Matomo 5: the server's metadata was read
+
+    del entry["schema"]["properties"]["bounce_rate"]
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    since = len(simulator.requests)
+    run = run_tap(tmp_path, config, None, "--catalog", str(tmp_path / "catalog.json"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "API.getReportMetadata" not in [r.params.get("method") for r in simulator.requests[since:]]
+    rows = records(run, spec.name)
+    assert rows
+    assert all("bounce_rate" not in row and "bounce_rate" in row["other_metrics"] for row in rows)
+    assert all(isinstance(row["nb_visits"], int | float) for row in rows)
 
 
 def test_bulk_and_paged_requests_give_the_same_records(

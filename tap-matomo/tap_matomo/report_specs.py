@@ -197,3 +197,13 @@ def report_schema(spec: ReportSpec, metadata: ReportMetadata) -> dict[str, t.Any
         th.Property("fetched_at", th.DateTimeType, description="UTC, when Matomo answered"),
     ]
     return th.PropertiesList(*properties).to_dict()
+
+
+def declared_metrics(schema: t.Mapping[str, t.Any]) -> frozenset[str]:
+    """The metrics a report stream's schema has a column for: its properties but the fixed ones.
+
+    Read from the schema the run uses (the catalog's, when one is given), so that a metric is a column
+    exactly when the catalog says so, whichever Matomo's metadata the catalog was discovered from.
+    """
+    fixed = report_schema(ReportSpec("fixed", "fixed.fixed"), ReportMetadata())["properties"]
+    return frozenset(schema.get("properties", {})).difference(fixed)

@@ -26,6 +26,7 @@ in one `API.getBulkRequest`; a report longer than `report_page_size` rows is pag
 
 from __future__ import annotations
 
+import functools
 import html
 import threading
 import typing as t
@@ -37,13 +38,13 @@ from urllib.parse import urlencode
 from singer_sdk import metrics
 from singer_sdk.exceptions import FatalAPIError
 
-from tap_matomo import clock, schemas
+from tap_matomo import clock, schemas, settings
 from tap_matomo.client import error_message, matomo_json
 from tap_matomo.coerce import integer
 from tap_matomo.compat import override
 from tap_matomo.periods import Period, PeriodWindow, next_start, period_end
 from tap_matomo.report_rows import is_empty, map_row, rows_of
-from tap_matomo.report_specs import KEY, ReportMetadata, ReportSpec, report_schema
+from tap_matomo.report_specs import KEY, ReportMetadata, ReportSpec, declared_metrics, report_schema
 from tap_matomo.streams import PluginStream, SiteChildStream
 from tap_matomo.timezones import local_date, site_timezone
 
@@ -119,8 +120,12 @@ class ReportStream(PluginStream):
         self.spec = spec
         self.name = spec.name
         self.api_method = spec.method
-        self.declared = frozenset(metadata.metrics.get(spec.method, {}))
         super().__init__(tap, schema=report_schema(spec, metadata), name=spec.name)
+
+    @functools.cached_property
+    def declared(self) -> frozenset[str]:
+        """The metrics with a column, read once the catalog (if any) has been applied."""
+        return declared_metrics(self.effective_schema)
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
@@ -223,9 +228,10 @@ class ReportStream(PluginStream):
         return ordered, reads_trailing
 
     def _first_day(self, context: Context, window: PeriodWindow) -> date:
-        """The first site-local day to read: start_date (3 days ago by default), not before the site existed."""
+        """The first site-local day to read: start_date (by default a few days ago), not before the site existed."""
         configured = self.config.get("start_date")
-        first = date.fromisoformat(str(configured)[:10]) if configured else window.today - timedelta(days=3)
+        default = window.today - timedelta(days=settings.DEFAULT_START_DAYS)
+        first = date.fromisoformat(str(configured)[:10]) if configured else default
         created = context.get("created_on")
         return max(first, date.fromisoformat(created)) if created else first
 

@@ -18,6 +18,9 @@ from tap_matomo import batch_files, clock
 from tap_matomo.periods import PERIODS
 from tap_matomo.report_specs import ReportSettingError, specs_from_setting
 
+#: Without start_date, a first run reads the last this many site-local days (as the Node tool did).
+DEFAULT_START_DAYS = 3
+
 SCHEMA = th.PropertiesList(
     th.Property(
         "url",
@@ -50,7 +53,10 @@ SCHEMA = th.PropertiesList(
         "start_date",
         th.DateTimeType,
         title="Start date",
-        description="First instant (or site-local date) to extract when there is no state; default 3 days ago",
+        description=(
+            f"First instant (or site-local date) to extract when there is no state (raw log and reports); "
+            f"default {DEFAULT_START_DAYS} days ago"
+        ),
     ),
     th.Property(
         "end_date",

@@ -278,9 +278,10 @@ class VisitsActionsStream(SiteChildStream):
             if configured:
                 start = datetime.fromisoformat(configured)
                 origin = "start_date"
-            else:  # like the Node tool: the last 3 days, from site-local midnight
-                start = datetime.combine(local_date(clock.utc_now(), tz) - timedelta(days=3), time(0))
-                origin = "default start, 3 days ago"
+            else:  # like the Node tool: the last days, from site-local midnight
+                days = settings.DEFAULT_START_DAYS
+                start = datetime.combine(local_date(clock.utc_now(), tz) - timedelta(days=days), time(0))
+                origin = f"default start, {days} days ago"
             lower = start if start.tzinfo else start.replace(tzinfo=tz)  # a date or naive time: site-local
         if not reconcile:
             end = self.config.get("end_date")

@@ -32,6 +32,10 @@ class TapMatomo(Tap):
     name = "tap-matomo"
     config_jsonschema = settings.SCHEMA
     message_writer_class = MsgSpecWriter  # faster than the SDK's default JSON writer
+    #: Whether report schemas come from the server's own metadata: only when discovering (`--discover`).
+    #: A tap built for a sync, a test or a listing of sites asks Matomo nothing before it syncs; its
+    #: report records follow the catalog's schemas (see `report_specs.declared_metrics`).
+    reads_server_metadata = False
 
     @override
     def __init__(self, *args: t.Any, validate_config: bool = True, **kwargs: t.Any) -> None:
@@ -67,17 +71,22 @@ class TapMatomo(Tap):
         quiet(logging.getLogger("singer_sdk"), EXPECTED_FAILURES)  # the SDK's state helpers log there
         return list(found)
 
+    @override
+    def run_discovery(self) -> str:
+        self.reads_server_metadata = True  # streams are discovered lazily, by the catalog written here
+        return super().run_discovery()
+
     def _report_streams(self) -> list[MatomoStream]:
         """A stream per report of the `reports` setting (or the default set), then `report_fetches`.
 
-        Their schemas come from Matomo's own report metadata when the tap has a Matomo to ask (one
+        Their schemas come, when discovering with a Matomo to ask, from its own report metadata (one
         request for a site of each kind, ecommerce or not), else from Matomo 5's (shipped with the tap).
         """
         specs = report_specs.specs_from_setting(self.config.get("reports"))
         if not specs:
             return []
         metadata = report_specs.ReportMetadata.built_in()
-        if self.config.get("url") and self.config.get("token_auth"):
+        if self.reads_server_metadata and self.config.get("url") and self.config.get("token_auth"):
             sites = streams.SitesStream(self).get_records(None)
             metadata = streams.ReportMetadataCall(self).report_metadata(sites)
         ledger = report_streams.ReportLedger()
