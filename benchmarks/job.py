@@ -49,7 +49,8 @@ from devenv.postgres import LocalPostgres
 REPEATS = 3
 WORKLOADS = ((3, 5_000), (3, 20_000))
 DBT_BIN = ROOT / ".meltano/utilities/dbt-postgres/venv/bin"
-ROLES = {"tap": "tap-matomo", "loader": "target-postgres", "dbt": "dbt-pgurl", "meltano": "bin/meltano"}
+#: Each process's role, by the program it runs (a Python script's name, after the interpreter).
+ROLES = {"tap-matomo": "tap", "target-postgres-matomo": "loader", "dbt-pgurl": "dbt", "meltano": "meltano"}
 
 
 @dataclass
@@ -67,10 +68,11 @@ class Run:
 
 def _role(process: psutil.Process) -> str | None:
     try:
-        line = " ".join(process.cmdline())
+        command = process.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
-    return next((role for role, marker in ROLES.items() if marker in line), None)
+    programs = [Path(part).name for part in command[:2]]  # `python script` or the script itself
+    return next((ROLES[name] for name in programs if name in ROLES), None)
 
 
 def server_counters(server_url: str, database: str) -> tuple[int, int]:
@@ -150,7 +152,7 @@ def workload(tmp: Path, dbs: Databases, server: LocalPostgres, days: int, per_da
     hourly: list[Run] = []
     try:
         for repeat in range(REPEATS):
-            name = f"{per_day}-{repeat}"
+            name = f"{server.port}-{per_day}-{repeat}"  # Meltano state and dbt target of this run only
             job_db = dbs.fresh()
             target = tmp / f"dbt-target-{name}"
             env = meltano_env(tmp, sim, job_db, days, f"job-{name}") | {"DBT_TARGET_PATH": str(target)}
@@ -231,13 +233,14 @@ def main() -> int:
             server.wait_ready()
             try:
                 label = settings_of(server)
+                databases = Databases(server)
                 for days, per_day in WORKLOADS:
                     load.append(os.getloadavg()[0])
-                    results[f"{label}|{per_day}"] = workload(tmp, Databases(server), server, days, per_day)
+                    results[f"{label}|{per_day}"] = workload(tmp, databases, server, days, per_day)
                     load.append(os.getloadavg()[0])
+                    write_report(results, starts, load)  # so far: a failure later keeps what was measured
             finally:
                 server.remove()
-    write_report(results, starts, load)
     return 0
 
 

@@ -1,10 +1,11 @@
-"""`make dagster`: Dagster's UI and daemon on the demo setup, with the shard jobs and schedules.
+"""`make dagster`: Dagster's UI and daemon on the demo setup: the warehouse's assets, checks and schedules.
 
 Like `make demo`, it starts the Matomo simulator and a local PostgreSQL unless MATOMO_URL or
-PGDATABASE/PGHOST say otherwise, then runs `dagster dev` on the code location
-(orchestrate/matomo_orchestrate) with 2 shards by default (MATOMO_SHARDS). Open the printed URL,
-launch `matomo_hourly`, and follow each shard. Ctrl-C stops everything it started.
-`python -m devenv.check_dagster` checks, through Dagster's GraphQL API, what the UI lists.
+PGDATABASE/PGHOST say otherwise, then runs `dg dev` (Dagster's command for local development) on
+the code location (orchestrate/matomo_orchestrate) with 2 shards by default (MATOMO_SHARDS). Open
+the printed URL, materialize the assets (or launch `matomo_hourly`), and follow each shard and model.
+Ctrl-C stops everything it started. `python -m devenv.check_dagster` lists, through Dagster's GraphQL
+API, what the UI shows.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def main() -> int:
             env["MELTANO_DATABASE_URI"] = f"sqlite:///{state}"
         if not (env.get("PGDATABASE") or env.get("PGHOST")):
             env["PGDATABASE"] = start_postgres(stack)
-        dagster = str(Path(sys.executable).parent / "dagster")
-        command = [dagster, "dev", "-m", "matomo_orchestrate.definitions", "-h", "127.0.0.1", "-p", str(DAGSTER_PORT)]
+        dg = str(Path(sys.executable).parent / "dg")
+        command = [dg, "dev", "-m", "matomo_orchestrate.definitions", "-h", "127.0.0.1", "-p", str(DAGSTER_PORT)]
         shards = env["MATOMO_SHARDS"]
         print(f"Dagster UI on http://127.0.0.1:{DAGSTER_PORT} ({shards} shards); Ctrl-C stops", flush=True)
         try:

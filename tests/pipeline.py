@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from matomo_orchestrate.state_moves import visit_bookmarks
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,13 +55,7 @@ class Meltano:
         return json.loads(done.stdout)
 
     def bookmarks(self) -> dict[int, str]:
-        return bookmarks_of(self.state())
-
-
-def bookmarks_of(state: dict) -> dict[int, str]:
-    """site -> its visits_actions bookmark, in a Meltano state."""
-    partitions = state.get("singer_state", {}).get("bookmarks", {}).get("visits_actions", {})
-    return {p["context"]["idsite"]: p["replication_key_value"] for p in partitions.get("partitions", [])}
+        return visit_bookmarks(self.state())
 
 
 def small_batches(folder: Path, rows: int) -> dict[str, str]:

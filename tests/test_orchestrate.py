@@ -7,6 +7,7 @@ and dbt, a real PostgreSQL; the simulator is the only fake.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -20,10 +21,11 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from matomo_orchestrate import definitions
+from matomo_orchestrate import dbt_models, raw_assets
 from matomo_orchestrate.meltano import MeltanoProject
+from matomo_orchestrate.resources import MeltanoResource, ShardSettings
 from matomo_orchestrate.shards import ShardPlan, shard_of
-from matomo_orchestrate.state_moves import resharded
+from matomo_orchestrate.state_moves import resharded, visit_bookmarks
 from matomo_simulator import MatomoSimulator, World
 from matomo_simulator.server import Fault
 from tap_matomo.recent_visits import CAP as RECENT_CAP
@@ -33,7 +35,7 @@ from devenv.net import free_port
 from devenv.postgres import LocalPostgres
 from tests.conftest import TOKENS, new_database
 from tests.helpers import TOKEN
-from tests.pipeline import ROOT, bookmarks_of, query
+from tests.pipeline import ROOT, query
 
 SITES = [1, 2, 3, 4, 5, 6]
 STATE_BASE = "dev:tap-matomo-to-target-postgres"
@@ -72,16 +74,29 @@ def project(postgres: LocalPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyP
         yield sim
 
 
-def hourly_job_after_resharding() -> dg.JobDefinition:
-    """The hourly job loaded again (a code location reloaded after MATOMO_SHARDS changed): Dagster
-    keeps a job it has loaded in this process, so a changed shard count needs another loader."""
-    return definitions.cycle_job(definitions.HOURLY)
+def definitions() -> dg.Definitions:
+    """The code location's definitions (imported once the manifest is fresh: see `fresh_manifest`)."""
+    from matomo_orchestrate.definitions import defs  # after the manifest is written
+
+    return defs
 
 
-def run_cycle(
-    pool_limit: int = 3, job: t.Callable[[], dg.JobDefinition] = definitions.hourly_job
-) -> dg.JobExecutionResult:
-    """One run of the hourly job, out of process as in a deployment, with the server's pool at `pool_limit`."""
+def hourly_job() -> dg.JobDefinition:
+    return definitions().get_job_def("matomo_hourly")
+
+
+def reconcile_job() -> dg.JobDefinition:
+    return definitions().get_job_def("matomo_reconcile")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_manifest() -> None:
+    """dbt's manifest of the models as they are now, which the code location reads when it loads."""
+    dbt_models.MeltanoDbtPreparer().prepare(dbt_models.dbt_project())
+
+
+def run_cycle(pool_limit: int = 3, job: t.Callable[[], dg.JobDefinition] = hourly_job) -> dg.JobExecutionResult:
+    """One run of a cycle's job, out of process as in a deployment, with the server's pool at `pool_limit`."""
     with dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": pool_limit}}}) as instance:
         result = dg.execute_job(dg.reconstructable(job), instance=instance)
         result.events = list(instance.all_logs(result.run_id))  # type: ignore[attr-defined]
@@ -89,6 +104,11 @@ def run_cycle(
 
 
 STEP_KINDS = {"STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY", "STEP_RESTARTED"}
+SHARD_STEP = "matomo_raw.extract_shard["
+
+
+def shard_step(shard: str) -> str:
+    return f"{SHARD_STEP}{shard}]"
 
 
 def step_events(result: dg.JobExecutionResult, prefix: str) -> list[tuple[str, str]]:
@@ -110,6 +130,28 @@ def step_times(result: dg.JobExecutionResult, prefix: str) -> dict[str, list[tup
     return steps
 
 
+def materializations(result: dg.JobExecutionResult) -> dict[tuple[str, ...], dict[str, t.Any]]:
+    """asset key path -> the metadata of its materialization in the run (values unwrapped)."""
+    found = {}
+    for record in result.events:  # type: ignore[attr-defined]
+        event = record.dagster_event
+        if event and event.event_type_value == "ASSET_MATERIALIZATION":
+            materialization = event.event_specific_data.materialization
+            found[tuple(materialization.asset_key.path)] = {k: v.value for k, v in materialization.metadata.items()}
+    return found
+
+
+def check_evaluations(result: dg.JobExecutionResult) -> dict[tuple[tuple[str, ...], str], t.Any]:
+    """(asset key path, check name) -> its evaluation in the run."""
+    found = {}
+    for record in result.events:  # type: ignore[attr-defined]
+        event = record.dagster_event
+        if event and event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            found[tuple(evaluation.asset_key.path), evaluation.check_name] = evaluation
+    return found
+
+
 def assert_exactly_the_truth(sim: MatomoSimulator) -> None:
     """Every action of the simulator's truth in the raw table and once in `matomo`, nothing else there."""
     database = os.environ["PGDATABASE"]
@@ -123,7 +165,7 @@ def assert_exactly_the_truth(sim: MatomoSimulator) -> None:
 
 def shard_states(meltano: MeltanoProject) -> dict[str, dict[int, str]]:
     """state id -> {site: bookmark}."""
-    return {state_id: bookmarks_of(meltano.get_state(state_id)) for state_id in meltano.state_ids(f"{STATE_BASE}*")}
+    return {state_id: visit_bookmarks(meltano.get_state(state_id)) for state_id in meltano.state_ids(f"{STATE_BASE}*")}
 
 
 def live_floor(sim: MatomoSimulator, since: int) -> dict[int, int]:
@@ -142,13 +184,33 @@ def test_three_shards_at_once_then_incremental_then_two_shards_keep_every_bookma
     assert first.success
 
     assert_exactly_the_truth(sim)
-    shards = step_times(first, "matomo_hourly_shard_")
+    shards = step_times(first, SHARD_STEP)
     assert len(shards) == 3
-    order = [kind for kind, _step in step_events(first, "matomo_hourly_shard_")]
+    order = [kind for kind, _step in step_events(first, SHARD_STEP)]
     assert order.index("STEP_SUCCESS") > 2, "the three shards ran at the same time: all started before one ended"
     states = shard_states(meltano)
     expected = ShardPlan(3).assign(SITES)
     assert {s: sorted(b) for s, b in states.items()} == {f"{STATE_BASE}:{k}": v for k, v in expected.items()}
+
+    # Every raw table and every dbt model materialized, with what the shards and dbt did; every check passed.
+    done = materializations(first)
+    raw = done["matomo_raw", "visits_actions"]
+    truth = sim.world.truth()
+    assert raw["actions"] == raw["records"] == len(truth)
+    assert raw["visits"] == len({action_id.split("_")[0] for action_id in truth})
+    assert raw["sites"] == len(SITES)
+    assert [row.data["shard"] for row in raw["shards"].records] == ["shard_0", "shard_1", "shard_2"]
+    assert sum(row.data["actions"] for row in raw["shards"].records) == len(truth)
+    assert raw["newest_bookmark"] >= raw["oldest_bookmark"] > ""
+    assert raw["requests"] >= len(SITES)
+    models = {key for key in definitions().resolve_asset_graph().get_all_asset_keys() if key.path[0] != "matomo_raw"}
+    assert {tuple(key.path) for key in models} <= set(done)
+    assert done["matomo",]["rows_affected"] == len(truth)  # every action new: inserted once
+    checks = check_evaluations(first)
+    assert (("matomo_reconciliation",), "matches_matomo") in checks
+    assert any(name.startswith("unique_matomo_action_id") for _key, name in checks)
+    failed = {key: c.severity for key, c in checks.items() if not c.passed}
+    assert not failed, failed
 
     # Second cycle: new visits; each shard reads from its sites' bookmarks only.
     now = int(time.time())
@@ -158,19 +220,22 @@ def test_three_shards_at_once_then_incremental_then_two_shards_keep_every_bookma
     second = run_cycle()
     assert second.success
     assert_exactly_the_truth(sim)
+    assert materializations(second)["matomo_raw", "visits_actions"]["visits"] >= len(SITES)
     floors = live_floor(sim, since)
     bookmarks = {site: value for sites in states.values() for site, value in sites.items()}
     for site, floor in floors.items():
         bookmark = datetime.fromisoformat(bookmarks[site]).timestamp()
         assert floor >= bookmark - 2 * 3600, f"site {site} read again from {floor}, its bookmark is {bookmark}"
 
-    # Reshard 3 -> 2: every site's bookmark follows it; no site is read from its start date again.
+    # Reshard 3 -> 2 (read when the run starts: no reload): every site's bookmark follows it; no site is
+    # read from its start date again.
     os.environ["MATOMO_SHARDS"] = "2"
     states = shard_states(meltano)
     bookmarks = {site: value for sites in states.values() for site, value in sites.items()}
     since = len(sim.live_requests())
-    third = run_cycle(job=hourly_job_after_resharding)
+    third = run_cycle()
     assert third.success
+    assert len(step_times(third, SHARD_STEP)) == 2
     floors = live_floor(sim, since)
     assert sorted(floors) == SITES
     for site, floor in floors.items():
@@ -187,20 +252,24 @@ def test_a_failing_shard_is_retried_alone(project: MatomoSimulator, monkeypatch:
     sim = project
     monkeypatch.setenv("TAP_MATOMO_MAX_PARALLEL_REQUESTS", "1")  # one request at a time: 6 tries, then the run fails
     failing_site = 4
-    failing_shard = f"matomo_hourly_shard_{shard_of(failing_site, 3)}"
+    failing_shard = shard_step(f"shard_{shard_of(failing_site, 3)}")
     sim.inject(Fault("status", times=7, status=503, idsite=failing_site))  # more than the tap's 5 retries
     result = run_cycle()
     assert result.success
-    shards = step_times(result, "matomo_hourly_shard_")
+    shards = step_times(result, SHARD_STEP)
     retried = {step for step, events in shards.items() if any(kind == "STEP_UP_FOR_RETRY" for kind, _ in events)}
     assert retried == {failing_shard}
     for step, events in shards.items():
         starts = [kind for kind, _ in events if kind in ("STEP_START", "STEP_RESTARTED")]
         assert len(starts) == (2 if step == failing_shard else 1), (step, events)
+    errors = [r.user_message for r in result.events if r.level >= logging.ERROR]  # type: ignore[attr-defined]
+    said = [m for m in errors if "meltano run failed (exit 1): " in m]
+    assert len(said) == 1, errors  # one line, naming the shard, the exit code and Meltano's error
+    assert said[0].startswith(f"shard_{shard_of(failing_site, 3)}: ")
     assert_exactly_the_truth(sim)
 
     # The nightly reconcile job, shard by shard: every site's closed days are listed and logged.
-    nightly = run_cycle(job=definitions.reconcile_job)
+    nightly = run_cycle(job=reconcile_job)
     assert nightly.success
     logged = query(os.environ["PGDATABASE"], "SELECT DISTINCT idsite FROM matomo_reconcile_log ORDER BY 1")
     assert [site for (site,) in logged] == SITES
@@ -231,11 +300,11 @@ def test_a_shard_killed_mid_run_is_run_again_at_once(project: MatomoSimulator) -
 
     result = run_cycle(pool_limit=1)  # and the Matomo server's pool lets one shard at a time read it
     assert result.success
-    shards = step_times(result, "matomo_hourly_shard_")
+    shards = step_times(result, SHARD_STEP)
     # Run at once (--force), neither refused nor waiting for Meltano to find the killed run stale.
-    assert [kind for kind, _ in shards[f"matomo_hourly_{shard}"]] == ["STEP_START", "STEP_SUCCESS"], "not refused"
+    assert [kind for kind, _ in shards[shard_step(shard)]] == ["STEP_START", "STEP_SUCCESS"], "not refused"
     # One shard at a time: each started only after the previous one ended.
-    order = [kind for kind, _step in step_events(result, "matomo_hourly_shard_")]
+    order = [kind for kind, _step in step_events(result, SHARD_STEP)]
     assert order == ["STEP_START", "STEP_SUCCESS"] * 3, order
     assert_exactly_the_truth(sim)
 
@@ -260,11 +329,12 @@ def busy_site_state(sites: list[int], busy: list[int]) -> dict:
     return {"singer_state": {"bookmarks": {"visits_actions": {"partitions": partitions}}}}
 
 
-def run_plan(job: t.Callable[[], dg.JobDefinition]) -> None:
-    """Only the cycle's plan op: each shard's sites, and their bookmarks moved."""
-    with dg.instance_for_test() as instance:
-        result = dg.execute_job(dg.reconstructable(job), instance=instance, op_selection=["matomo_hourly_plan"])
-        assert result.success
+def run_plan(shards: int) -> list[str]:
+    """Only the cycle's first step, `plan`, with `shards` shards: each shard's sites, and their bookmarks moved."""
+    context = dg.build_op_context(
+        resources={"meltano": MeltanoResource(), "shard_settings": ShardSettings(shards=shards)}
+    )
+    return [output.mapping_key for output in raw_assets.plan(context, raw_assets.ExtractConfig())]
 
 
 def test_a_busy_sites_state_moves_to_two_then_three_shards(project: MatomoSimulator) -> None:
@@ -277,10 +347,9 @@ def test_a_busy_sites_state_moves_to_two_then_three_shards(project: MatomoSimula
     meltano.set_state(STATE_BASE, single)
     expected = {p["context"]["idsite"]: p for p in single["singer_state"]["bookmarks"]["visits_actions"]["partitions"]}
 
-    for shards, job in (("2", definitions.hourly_job), ("3", hourly_job_after_resharding)):
-        os.environ["MATOMO_SHARDS"] = shards
-        run_plan(job)
-        plan = ShardPlan(int(shards)).assign(SITES)
+    for shards in (2, 3):
+        assert run_plan(shards) == [f"shard_{n}" for n in range(shards)]
+        plan = ShardPlan(shards).assign(SITES)
         for name, sites in plan.items():
             state = meltano.get_state(f"{STATE_BASE}:{name}")
             partitions = state["singer_state"]["bookmarks"]["visits_actions"]["partitions"]
@@ -335,11 +404,41 @@ def test_hash_shards_are_stable_and_a_new_site_moves_no_other() -> None:
             ShardPlan.from_env(bad)
 
 
-def test_the_ui_lists_the_shard_jobs_and_schedules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Dagster's webserver on the code location, checked through its GraphQL API by the README's script."""
-    monkeypatch.setenv("MATOMO_SHARDS", "3")
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    (tmp_path / "dagster.yaml").write_text((ROOT / "orchestrate" / "dagster.yaml").read_text())
+def test_the_asset_graph_runs_from_the_raw_tables_to_every_dbt_model() -> None:
+    """Every dbt model an asset, each raw table (the dbt source) the multi-asset of the shard runs, the
+    edges from dbt's own graph; every data test a check, beside the reconciliation and freshness checks."""
+    graph = definitions().resolve_asset_graph()
+    manifest = json.loads(dbt_models.dbt_project().manifest_path.read_text())
+    models = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "model"}
+    sources = {source["name"] for source in manifest["sources"].values()}
+    keys = {"/".join(key.path) for key in graph.get_all_asset_keys()}
+    assert keys == models | {f"matomo_raw/{name}" for name in sources}
+    for node in manifest["nodes"].values():
+        if node["resource_type"] != "model":
+            continue
+        parents = {"/".join(key.path) for key in graph.get(dg.AssetKey(node["name"])).parent_keys}
+        expected = {
+            manifest["nodes"][p]["name"] if p.startswith("model.") else f"matomo_raw/{p.split('.')[-1]}"
+            for p in node["depends_on"]["nodes"]
+        }
+        assert parents == expected, node["name"]
+    checks = {(("/".join(key.asset_key.path)), key.name) for key in graph.asset_check_keys}
+    tests = [n for n in manifest["nodes"].values() if n["resource_type"] == "test" and n.get("attached_node")]
+    assert len([c for c in checks if c[1] not in ("matches_matomo", "loaded_recently")]) == len(tests)
+    assert ("matomo_reconciliation", "matches_matomo") in checks
+    assert ("matomo_raw/visits_actions", "loaded_recently") in checks
+
+
+def test_after_a_cycle_the_ui_shows_each_asset_its_lineage_metadata_and_checks(
+    project: MatomoSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cycle on the instance the webserver reads, then Dagster's GraphQL API through the README's script."""
+    home = tmp_path / "dagster-home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((ROOT / "orchestrate" / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        assert dg.execute_job(dg.reconstructable(hourly_job), instance=instance).success
     port = free_port()
     webserver = str(Path(sys.executable).parent / "dagster-webserver")
     server = subprocess.Popen(
@@ -350,23 +449,84 @@ def test_the_ui_lists_the_shard_jobs_and_schedules(tmp_path: Path, monkeypatch: 
     )
     try:
         check = [sys.executable, "-m", "devenv.check_dagster", "--url", f"http://127.0.0.1:{port}", "--wait", "120"]
-        listed = subprocess.run([*check, "--shards", "3"], cwd=ROOT, capture_output=True, text=True, check=False)
-        assert listed.returncode == 0, listed.stderr
-        assert "job matomo_hourly: 3 shard ops" in listed.stdout
-        assert "schedule matomo_reconcile_schedule: 30 3 * * *" in listed.stdout
-        wrong = subprocess.run([*check, "--shards", "4"], cwd=ROOT, capture_output=True, text=True, check=False)
-        assert wrong.returncode == 1
-        assert "matomo_hourly_shard_3" in wrong.stderr
+        listed = subprocess.run([*check, "--materialized"], cwd=ROOT, capture_output=True, text=True, check=False)
     finally:
         server.terminate()
         server.wait(timeout=30)
+    assert listed.returncode == 0, listed.stderr + listed.stdout[-3000:]
+    print(listed.stdout)
+    assert "asset matomo <- stg_matomo__visits_actions" in listed.stdout
+    assert f"actions={len(project.world.truth())}" in listed.stdout
+    assert "check matches_matomo: SUCCEEDED" in listed.stdout
+    assert "job matomo_hourly: schedule matomo_hourly_schedule (0 * * * *)" in listed.stdout
 
 
-def test_the_schedule_skips_a_tick_while_the_previous_cycle_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Cycles of a job never overlap, which is what makes the shard ops' --force safe."""
-    monkeypatch.setenv("MATOMO_SHARDS", "2")
-    job = definitions.hourly_job()
-    schedule = definitions.cycle_schedule(job, definitions.HOURLY)
+def test_a_day_that_differs_from_matomo_turns_the_reconciliation_check_to_warn(project: MatomoSimulator) -> None:
+    """Matomo purged a closed day's raw log after archiving it: its totals stay, the Live API has nothing."""
+    sim = project
+    day = (datetime.now(UTC) - timedelta(days=2)).date()  # site 1 is UTC; STARTDATE is 2 days back
+    archived = sim.answer(
+        {
+            "module": "API",
+            "method": "VisitsSummary.get",
+            "idSite": "1",
+            "period": "day",
+            "date": str(day),
+            "format": "JSON",
+        },
+        TOKEN,
+    )
+    sim.world.purge_before(1, day + timedelta(days=1))
+    result = run_cycle()
+    assert result.success
+    evaluation = check_evaluations(result)[("matomo_reconciliation",), "matches_matomo"]
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    listed = [row.data for row in evaluation.metadata["differences"].value.records]
+    assert listed == [
+        {
+            "idsite": 1,
+            "site_day": str(day),
+            "visits_difference": -int(archived["nb_visits"]),
+            "actions_difference": -int(archived["nb_actions"]),
+            "pageviews_difference": None,
+            "downloads_difference": None,
+            "outlinks_difference": None,
+            "searches_difference": None,
+        }
+    ]
+    assert evaluation.metadata["days"].value == 1
+
+
+def test_the_freshness_check_warns_past_its_hours_and_fails_without_a_load(tmp_path: Path) -> None:
+    job = definitions().get_job_def("matomo_freshness")
+    key = dg.AssetKey(["matomo_raw", "visits_actions"])
+
+    def freshness(instance: dg.DagsterInstance, **config: float) -> t.Any:
+        run_config = {"ops": {"raw_log_loaded_recently": {"config": config}}} if config else None
+        result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
+        (evaluation,) = [
+            e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        ]
+        return evaluation
+
+    with dg.instance_for_test() as instance:
+        never = freshness(instance)
+        assert (never.passed, never.severity) == (False, dg.AssetCheckSeverity.ERROR)
+        instance.report_runless_asset_event(dg.AssetMaterialization(key))
+        assert freshness(instance).passed
+        stale = freshness(instance, warn_after_hours=0.0)
+        assert (stale.passed, stale.severity) == (False, dg.AssetCheckSeverity.WARN)
+        assert stale.metadata["hours_since_load"].value < 1
+        late = freshness(instance, warn_after_hours=0.0, error_after_hours=0.0)
+        assert (late.passed, late.severity) == (False, dg.AssetCheckSeverity.ERROR)
+
+
+def test_the_schedule_skips_a_tick_while_the_previous_cycle_runs() -> None:
+    """Cycles of a job never overlap, which is what makes the shard steps' --force safe."""
+    defs = definitions()
+    schedule = defs.get_schedule_def("matomo_hourly_schedule")
+    job = hourly_job()
     with dg.instance_for_test() as instance:
         assert isinstance(schedule(dg.build_schedule_context(instance=instance)), dg.RunRequest)
         running = instance.create_run_for_job(job_def=job, status=dg.DagsterRunStatus.STARTED)

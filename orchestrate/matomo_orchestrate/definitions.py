@@ -1,194 +1,163 @@
-"""The Dagster code location: one job per Meltano extract, its sites split into shards.
+"""The Dagster code location: the warehouse as assets, from Matomo's raw log to every dbt model.
 
-    dagster dev -m matomo_orchestrate.definitions      (`make dagster` starts it on the demo setup)
+    dg dev -m matomo_orchestrate.definitions      (`make dagster` starts it on the demo setup)
 
-A cycle (one run of `matomo_hourly` or `matomo_reconcile`):
-  1. `plan`: each shard's sites (shards.py), and every site's bookmark moved into the state of
-     the shard that now extracts it (state_moves.py);
-  2. one op per shard: `meltano run --state-id-suffix <shard> <extractor> target-postgres` for its
-     sites, with its own run directory (meltano.py); all shards in the pool of the Matomo server;
-  3. `dbt_build`, once every shard is done: `meltano run dbt-postgres:build`.
+Assets: the loader's raw tables (raw_assets.py: one multi-asset whose steps are the shard runs), then
+every model of the dbt project (dbt_models.py, through dagster-dbt), with lineage from the raw
+tables to each model. Checks: every dbt data test, `matomo_reconciliation` against Matomo's totals
+and the raw log's freshness (checks.py).
 
-Settings (environment variables of the code location, read when it loads): MATOMO_SHARDS (shards
-by hash, default 1) or MATOMO_SHARD_SITES ("1,2;3;4,5"); MATOMO_POOL (default "matomo"), the
-concurrency pool of the Matomo server, whose limit is the instance's (dagster.yaml or
-`dagster instance concurrency set matomo 2`); MATOMO_SHARD_RETRIES (default 3) and
-MATOMO_SHARD_RETRY_DELAY (seconds, default 30). Meltano's own settings come from the environment
-and `.env` as for `meltano run`.
+Jobs and their schedules (UTC):
+  - matomo_hourly (every hour): new visits, shard by shard, then `dbt build`;
+  - matomo_reconcile (03:30): the last closed days again (erasures, anonymisation, late hits), then dbt;
+  - matomo_daily_tests (05:00): every dbt data test on every row (the Meltano command `test-all`);
+  - matomo_freshness (every 15 minutes): the raw log's freshness check.
+A cycle's tick is skipped while the job's previous cycle still runs, and the instance allows one run
+per cycle tag at a time (dagster.yaml): cycles of a job never overlap.
+
+Settings are resources read when a run starts (resources.py): MATOMO_SHARDS or MATOMO_SHARD_SITES,
+MATOMO_SHARD_RETRIES, MATOMO_SHARD_RETRY_DELAY; PGDATABASE and libpq's variables for the checks;
+Meltano's own settings from the environment and `.env`, as for `meltano run`. MATOMO_POOL (default
+"matomo") names the concurrency pool of the shard steps when the code location loads (a pool is a
+property of a step's definition); its limit is the instance's (dagster.yaml, or `dagster instance
+concurrency set matomo 2`).
 """
 
 # No `from __future__ import annotations`: Dagster reads the ops' context annotations at definition.
 import json
 import os
+import typing as t
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import dagster as dg
+from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
+from matomo_orchestrate.checks import raw_log_loaded_recently, reconciliation_check
+from matomo_orchestrate.dbt_models import (
+    MatomoTranslator,
+    dbt_command_args,
+    dbt_project,
+    dbt_resource,
+    raw_tables,
+    with_rows_affected,
+)
 from matomo_orchestrate.meltano import MeltanoProject
-from matomo_orchestrate.shards import ShardPlan
-from matomo_orchestrate.sites import viewable_sites
-from matomo_orchestrate.state_moves import resharded, sites_in
+from matomo_orchestrate.raw_assets import RAW_ASSETS, raw_assets
+from matomo_orchestrate.resources import MeltanoResource, ShardSettings, Warehouse
 
-LOADER = "target-postgres"
 CYCLE_TAG = "matomo/cycle"  # dagster.yaml limits runs per value to one: cycles of a job never overlap
+DBT_ASSETS = "matomo_dbt"
 
 
 @dataclass(frozen=True)
-class Extract:
-    """A Meltano extractor run in shards, with its Dagster job and schedule."""
+class Cycle:
+    """A job over the assets, its run config and its schedule."""
 
     job: str
-    extractor: str
     cron: str
     description: str
+    extractor: str = ""  # the raw assets' extractor; none: dbt's checks only
+    dbt_command: str = "build"
 
 
-HOURLY = Extract(
-    "matomo_hourly", "tap-matomo", "0 * * * *", "New visits of every site, shard by shard, then the dbt models"
+HOURLY = Cycle(
+    "matomo_hourly", "0 * * * *", "New visits of every site, shard by shard, then the dbt models", "tap-matomo"
 )
-RECONCILE = Extract(
+RECONCILE = Cycle(
     "matomo_reconcile",
-    "tap-matomo-reconcile",
     "30 3 * * *",
     "The last closed days again (GDPR erasures, anonymisation, late hits), shard by shard, then dbt",
+    "tap-matomo-reconcile",
 )
+DAILY_TESTS = Cycle("matomo_daily_tests", "0 5 * * *", "Every dbt data test on every row", dbt_command="test-all")
 
 
-def _plan_op(extract: Extract, shards: ShardPlan) -> dg.OpDefinition:
-    @dg.op(name=f"{extract.job}_plan", description="Each shard's sites; bookmarks follow sites that changed shard")
-    def plan(context: dg.OpExecutionContext) -> dict[str, list[int]]:
-        meltano = MeltanoProject()
-        sites = viewable_sites(meltano.config(extract.extractor)) if shards.needs_site_list else []
-        assignment = shards.assign(sites)
-        for shard, shard_sites in assignment.items():
-            context.log.info(f"{shard}: sites {', '.join(map(str, shard_sites)) or '(none)'}")
-        base = meltano.state_id(extract.extractor, LOADER)
-        known = meltano.state_ids(f"{base}*")
-        states = {state_id: meltano.get_state(state_id) for state_id in known}
-        wanted = {meltano.state_id(extract.extractor, LOADER, shard): sites for shard, sites in assignment.items()}
-        # Shards that no longer exist (fewer shards now) give up their sites too; the unsharded
-        # job's state (`meltano run matomo-to-postgres`) is read, never changed.
-        wanted |= {state_id: [] for state_id in known if state_id.startswith(f"{base}:") and state_id not in wanted}
-        # Two passes: every state first takes its new sites and keeps its old ones, then gives up
-        # those it lost. Interrupted anywhere, a site is in one state at least (the most advanced
-        # copy wins next time), never in none.
-        keeping = {
-            state_id: sorted(set(sites) | sites_in(states.get(state_id, {}))) for state_id, sites in wanted.items()
-        }
-        for plan in (keeping, wanted):
-            moves = resharded(states, plan)
-            for state_id, state in moves.items():
-                meltano.set_state(state_id, state)
-                context.log.info(f"state {state_id}: sites {', '.join(map(str, plan[state_id])) or '(none)'}")
-            states |= moves
-        return assignment
+class DbtCommandConfig(dg.Config):
+    """Which command of meltano.yml's dbt-postgres utility the dbt step runs (`build`, `test-all`...)."""
 
-    return plan
+    command: str = "build"
 
 
-def _shard_op(extract: Extract, shard: str, pool: str, retry: dg.RetryPolicy) -> dg.OpDefinition:
-    @dg.op(
-        name=f"{extract.job}_{shard}",
-        description=f"meltano run {extract.extractor} {LOADER} for the sites of {shard}",
-        pool=pool,
-        retry_policy=retry,
-        tags={"matomo/shard": shard},
+def dbt_models(project: DbtProject) -> dg.AssetsDefinition:
+    root = MeltanoProject().root
+
+    @dbt_assets(
+        manifest=project.manifest_path, project=project, dagster_dbt_translator=MatomoTranslator(), name=DBT_ASSETS
     )
-    def extract_shard(context: dg.OpExecutionContext, plan: dict[str, list[int]]) -> None:
-        sites = plan[shard]
-        if not sites:
-            context.log.info(f"{shard} has no site this cycle")
-            return
-        meltano = MeltanoProject()
-        context.log.info(f"{shard}: extracting sites {', '.join(map(str, sites))} (attempt {context.retry_number + 1})")
-        # --force: Meltano marks a killed run as running for minutes and refuses the next one. Two
-        # runs of a shard cannot overlap here: cycles of a job never do (CYCLE_TAG, the schedule's
-        # check), an op is retried only after its process ended, and a Meltano run dies with its op.
-        meltano.run(
-            "run",
-            "--force",
-            "--state-id-suffix",
-            shard,
-            extract.extractor,
-            LOADER,
-            extra_env={f"{extract.extractor.upper().replace('-', '_')}_SITE_IDS": json.dumps(sites)},
-            sys_dir=meltano.shard_dir(extract.job, shard),
-        )
+    def matomo_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtCommandConfig) -> Iterator[t.Any]:
+        yield from with_rows_affected(dbt.cli(dbt_command_args(root, config.command), context=context))
 
-    return extract_shard
+    return matomo_dbt
 
 
-def _dbt_op(extract: Extract) -> dg.OpDefinition:
-    @dg.op(
-        name=f"{extract.job}_dbt_build",
-        ins={"shards": dg.In(dg.Nothing)},
-        description="dbt build, once every shard has loaded (concurrent builds queue on dbt-pgurl's lock)",
+def cycle_job(cycle: Cycle, selection: dg.AssetSelection) -> dg.UnresolvedAssetJobDefinition:
+    config: dict[str, dict] = {"ops": {DBT_ASSETS: {"config": {"command": cycle.dbt_command}}}}
+    if cycle.extractor:
+        config["ops"][RAW_ASSETS] = {"ops": {"plan": {"config": {"extractor": cycle.extractor}}}}
+    # Shard steps wait on Meltano, they do not compute: no CPU-based cap (the pool caps them).
+    executor = dg.multiprocess_executor.configured({"max_concurrent": 0})
+    return dg.define_asset_job(
+        cycle.job,
+        selection=selection,
+        config=config,
+        description=cycle.description,
+        executor_def=executor,
+        tags={CYCLE_TAG: cycle.job},
     )
-    def dbt_build() -> None:
-        meltano = MeltanoProject()
-        meltano.run("run", "dbt-postgres:build", sys_dir=meltano.shard_dir(extract.job, "dbt"))
-
-    return dbt_build
 
 
-def cycle_job(extract: Extract, executor_def: dg.ExecutorDefinition | None = None) -> dg.JobDefinition:
-    """The job of one extract: plan, its shards at once (within the pool's limit), then dbt.
-
-    `executor_def`: by default a process per op on this machine; on Kubernetes, dagster-k8s'
-    `k8s_job_executor` runs each shard in a pod of its own (docs/scale-out.md).
-    """
-    shards = ShardPlan.from_env(os.environ)
-    pool = os.environ.get("MATOMO_POOL", "matomo")
-    retry = dg.RetryPolicy(
-        max_retries=int(os.environ.get("MATOMO_SHARD_RETRIES", "3")),
-        delay=float(os.environ.get("MATOMO_SHARD_RETRY_DELAY", "30")),
-    )
-    plan_op = _plan_op(extract, shards)
-    shard_ops = [_shard_op(extract, shard, pool, retry) for shard in shards.names]
-    dbt_op = _dbt_op(extract)
-
-    @dg.graph(name=extract.job, description=extract.description)
-    def cycle() -> None:
-        plan = plan_op()
-        dbt_op(shards=[shard_op(plan) for shard_op in shard_ops])
-
-    # Shard ops wait on Meltano, they do not compute: as many at once as there are shards (the pool caps them).
-    local = dg.multiprocess_executor.configured({"max_concurrent": shards.count + 1})
-    return cycle.to_job(executor_def=executor_def or local, tags={CYCLE_TAG: extract.job})
-
-
-def cycle_schedule(job: dg.JobDefinition, extract: Extract) -> dg.ScheduleDefinition:
+def cycle_schedule(job: dg.UnresolvedAssetJobDefinition, cycle: Cycle) -> dg.ScheduleDefinition:
     """The cron schedule of a job, skipping a tick while the job's previous cycle still runs."""
 
-    @dg.schedule(job=job, cron_schedule=extract.cron, name=f"{extract.job}_schedule", execution_timezone="UTC")
+    @dg.schedule(job=job, cron_schedule=cycle.cron, name=f"{cycle.job}_schedule", execution_timezone="UTC")
     def tick(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
         running = context.instance.get_run_records(
             dg.RunsFilter(
-                job_name=job.name,
+                job_name=cycle.job,
                 statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
             ),
             limit=1,
         )
         if running:
-            return dg.SkipReason(f"{job.name} {running[0].dagster_run.run_id} is still running")
+            return dg.SkipReason(f"{cycle.job} {running[0].dagster_run.run_id} is still running")
         return dg.RunRequest()
 
     return tick
 
 
-def hourly_job() -> dg.JobDefinition:
-    return cycle_job(HOURLY)
-
-
-def reconcile_job() -> dg.JobDefinition:
-    return cycle_job(RECONCILE)
-
-
 def build_definitions() -> dg.Definitions:
-    hourly, reconcile = hourly_job(), reconcile_job()
+    project = dbt_project()
+    raw = raw_assets(raw_tables(project), pool=os.environ.get("MATOMO_POOL", "matomo"))
+    models = dbt_models(project)
+    node = json.loads(project.manifest_path.read_text())["nodes"]["model.matomo.matomo_reconciliation"]
+    reconciliation = reconciliation_check(node["schema"], node["alias"])
+    warehouse = dg.AssetSelection.assets(raw, models)
+    jobs = {
+        HOURLY: cycle_job(HOURLY, warehouse),
+        RECONCILE: cycle_job(RECONCILE, warehouse),
+        DAILY_TESTS: cycle_job(DAILY_TESTS, dg.AssetSelection.checks_for_assets(models)),
+    }
+    freshness = dg.define_asset_job(
+        "matomo_freshness",
+        selection=dg.AssetSelection.checks(raw_log_loaded_recently),
+        description="Whether the raw log was loaded within the last 2 hours (WARN) and 6 (ERROR)",
+    )
     return dg.Definitions(
-        jobs=[hourly, reconcile],
-        schedules=[cycle_schedule(hourly, HOURLY), cycle_schedule(reconcile, RECONCILE)],
+        assets=[raw, models],
+        asset_checks=[reconciliation, raw_log_loaded_recently],
+        jobs=[*jobs.values(), freshness],
+        schedules=[
+            *(cycle_schedule(job, cycle) for cycle, job in jobs.items()),
+            dg.ScheduleDefinition(job=freshness, cron_schedule="*/15 * * * *", execution_timezone="UTC"),
+        ],
+        resources={
+            "meltano": MeltanoResource(),
+            "shard_settings": ShardSettings(),
+            "warehouse": Warehouse(),
+            "dbt": dbt_resource(project),
+            "pipes_subprocess_client": dg.PipesSubprocessClient(),
+        },
     )
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from matomo_orchestrate.parent_death import dying_with_this_process
+from matomo_orchestrate.run_report import is_error_line
 
 #: Where the shards' own system directories go (default: <project>/.meltano/shards).
 SHARD_DIRS_VAR = "MATOMO_SHARD_RUN_DIR"
@@ -148,6 +149,6 @@ class MeltanoProject:
 def _failure(args: t.Sequence[str], code: int, output: t.Iterable[str]) -> str:
     """One line: the command, its exit code and its last line that reads like an error."""
     lines = [line.strip() for line in output if line.strip()]
-    errors = [line for line in lines if "error" in line.lower() or "failed" in line.lower()] or lines
+    errors = [line for line in lines if is_error_line(line)] or lines
     last = errors[-1][:300] if errors else "no output"
     return f"meltano {' '.join(args[:2])} failed (exit {code}): {last}"

@@ -79,3 +79,12 @@ def resharded(states: t.Mapping[str, State], plan: t.Mapping[str, t.Sequence[int
         if new != current and (current or any(_partitions(new))):
             changed[state_id] = new
     return changed
+
+
+def visit_bookmarks(state: State) -> dict[int, str]:
+    """Each site's `visits_actions` bookmark in a Meltano state: how far its raw log is loaded."""
+    return {
+        idsite: str(partition["replication_key_value"])
+        for stream, idsite, partition in _partitions(state)
+        if stream == "visits_actions" and "replication_key_value" in partition
+    }

@@ -49,6 +49,15 @@ def libpq_variables() -> dict[str, str]:
     return {option.keyword.decode(): option.envvar.decode() for option in pq.Conninfo.get_defaults() if option.envvar}
 
 
+def connection_parameters(environ: t.Mapping[str, str]) -> dict[str, str]:
+    """libpq's keyword parameters for `environ` (PGDATABASE read as above, then libpq's variables), for a
+    connection opened by this process without changing its environment (`psycopg.connect(**params)`)."""
+    found = connection(environ)
+    variables = {**environ, **found.variables}
+    params = {keyword: variables[envvar] for keyword, envvar in libpq_variables().items() if variables.get(envvar)}
+    return {**params, **found.service_only}
+
+
 def connection(environ: t.Mapping[str, str]) -> Connection:
     """PGDATABASE (or TARGET_POSTGRES_DATABASE) read into libpq's variables and the other parameters."""
     value = environ.get("PGDATABASE", "").strip()

@@ -4,6 +4,4 @@
 
 select *
 from {{ ref('matomo_reconciliation') }}
-where (archived and (visits_difference <> 0 or actions_difference <> 0))
-   or (actions_final and (pageviews_difference <> 0 or downloads_difference <> 0
-                          or outlinks_difference <> 0 or searches_difference <> 0))
+where differs

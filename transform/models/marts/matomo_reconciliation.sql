@@ -28,30 +28,43 @@ actions as (
     select idsite, period_start as site_day, nb_pageviews, nb_downloads, nb_outlinks, nb_searches, is_final
     from {{ ref('stg_matomo__reports_actions') }}
     where period = 'day' and segment = '' and params = ''
+),
+
+compared as (
+    select
+        s.idsite,
+        s.site_day,
+        s.nb_visits as matomo_visits,
+        s.nb_actions as matomo_actions,
+        coalesce(d.nb_visits, 0) as warehouse_visits,
+        coalesce(d.nb_actions, 0) as warehouse_actions,
+        coalesce(d.nb_visits, 0) - s.nb_visits as visits_difference,
+        coalesce(d.nb_actions, 0) - s.nb_actions as actions_difference,
+        s.fetched_at,
+        ({{ site_local('s.fetched_at', 'coalesce(t.timezone, \'UTC\')') }})
+            >= (s.site_day + 1)::timestamp + interval '{{ var("archive_delay_hours") | int }} hours' as archived,
+        a.nb_pageviews as matomo_pageviews,
+        a.nb_downloads as matomo_downloads,
+        a.nb_outlinks as matomo_outlinks,
+        a.nb_searches as matomo_searches,
+        coalesce(d.pageviews, 0) - a.nb_pageviews as pageviews_difference,
+        coalesce(d.downloads, 0) - a.nb_downloads as downloads_difference,
+        coalesce(d.outlinks, 0) - a.nb_outlinks as outlinks_difference,
+        coalesce(d.searches, 0) - a.nb_searches as searches_difference,
+        coalesce(a.is_final, false) as actions_final
+    from summary s
+    left join sites t on t.idsite = s.idsite
+    left join {{ ref('matomo_daily') }} d on d.idsite = s.idsite and d.site_day = s.site_day
+    left join actions a on a.idsite = s.idsite and a.site_day = s.site_day
 )
 
 select
-    s.idsite,
-    s.site_day,
-    s.nb_visits as matomo_visits,
-    s.nb_actions as matomo_actions,
-    coalesce(d.nb_visits, 0) as warehouse_visits,
-    coalesce(d.nb_actions, 0) as warehouse_actions,
-    coalesce(d.nb_visits, 0) - s.nb_visits as visits_difference,
-    coalesce(d.nb_actions, 0) - s.nb_actions as actions_difference,
-    s.fetched_at,
-    ({{ site_local('s.fetched_at', 'coalesce(t.timezone, \'UTC\')') }})
-        >= (s.site_day + 1)::timestamp + interval '{{ var("archive_delay_hours") | int }} hours' as archived,
-    a.nb_pageviews as matomo_pageviews,
-    a.nb_downloads as matomo_downloads,
-    a.nb_outlinks as matomo_outlinks,
-    a.nb_searches as matomo_searches,
-    coalesce(d.pageviews, 0) - a.nb_pageviews as pageviews_difference,
-    coalesce(d.downloads, 0) - a.nb_downloads as downloads_difference,
-    coalesce(d.outlinks, 0) - a.nb_outlinks as outlinks_difference,
-    coalesce(d.searches, 0) - a.nb_searches as searches_difference,
-    coalesce(a.is_final, false) as actions_final
-from summary s
-left join sites t on t.idsite = s.idsite
-left join {{ ref('matomo_daily') }} d on d.idsite = s.idsite and d.site_day = s.site_day
-left join actions a on a.idsite = s.idsite and a.site_day = s.site_day
+    *,
+    -- The day is to be looked at: an archived day whose totals differ, or a final Actions.get that does.
+    coalesce(
+        (archived and (visits_difference <> 0 or actions_difference <> 0))
+        or (actions_final and (pageviews_difference <> 0 or downloads_difference <> 0
+                               or outlinks_difference <> 0 or searches_difference <> 0)),
+        false
+    ) as differs
+from compared
