@@ -122,10 +122,10 @@ def report(data: dict[str, t.Any], materialized: bool) -> list[str]:
             print(f"  check {check['name']}: {status}{f' ({severity})' if status == 'FAILED' else ''}")
             if materialized and (status == "never run" or (status == "FAILED" and severity == "ERROR")):
                 problems.append(f"check {key}:{check['name']} {status}")
-    for upstream, downstream in itertools.pairwise(LINEAGE):
-        deps = nodes.get(downstream, {}).get("dependencyKeys", [])
-        if upstream not in {"/".join(dep["path"]) for dep in deps}:
-            problems.append(f"edge {upstream} -> {downstream}")
+    for parent, child in itertools.pairwise(LINEAGE):
+        deps = nodes.get(child, {}).get("dependencyKeys", [])
+        if parent not in {"/".join(dep["path"]) for dep in deps}:
+            problems.append(f"edge {parent} -> {child}")
     repositories = data["repositoriesOrError"]
     if repositories.get("__typename") != "RepositoryConnection":
         return [*problems, f"the code location does not load: {repositories.get('message')}"]

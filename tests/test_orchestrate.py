@@ -21,7 +21,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster_dbt import DbtProject
 from matomo_orchestrate import dbt_models, raw_assets
+from matomo_orchestrate.checks import raw_log_loaded_recently
 from matomo_orchestrate.meltano import MeltanoProject
 from matomo_orchestrate.resources import MeltanoResource, ShardSettings
 from matomo_orchestrate.shards import ShardPlan, shard_of
@@ -82,17 +84,17 @@ def definitions() -> dg.Definitions:
 
 
 def hourly_job() -> dg.JobDefinition:
-    return definitions().get_job_def("matomo_hourly")
+    return definitions().resolve_job_def("matomo_hourly")
 
 
 def reconcile_job() -> dg.JobDefinition:
-    return definitions().get_job_def("matomo_reconcile")
+    return definitions().resolve_job_def("matomo_reconcile")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def fresh_manifest() -> None:
     """dbt's manifest of the models as they are now, which the code location reads when it loads."""
-    dbt_models.MeltanoDbtPreparer().prepare(dbt_models.dbt_project())
+    dbt_models.write_manifest(DbtProject(project_dir=ROOT / "transform"))
 
 
 def run_cycle(pool_limit: int = 3, job: t.Callable[[], dg.JobDefinition] = hourly_job) -> dg.JobExecutionResult:
@@ -422,11 +424,36 @@ def test_the_asset_graph_runs_from_the_raw_tables_to_every_dbt_model() -> None:
             for p in node["depends_on"]["nodes"]
         }
         assert parents == expected, node["name"]
-    checks = {(("/".join(key.asset_key.path)), key.name) for key in graph.asset_check_keys}
-    tests = [n for n in manifest["nodes"].values() if n["resource_type"] == "test" and n.get("attached_node")]
-    assert len([c for c in checks if c[1] not in ("matches_matomo", "loaded_recently")]) == len(tests)
-    assert ("matomo_reconciliation", "matches_matomo") in checks
-    assert ("matomo_raw/visits_actions", "loaded_recently") in checks
+
+    def asset_of(unique_id: str) -> str:
+        if unique_id.startswith("model."):
+            return str(manifest["nodes"][unique_id]["name"])
+        return f"matomo_raw/{unique_id.split('.')[-1]}"
+
+    # A generic test checks the node it is attached to; a singular test, the one node it reads.
+    tests = {
+        (asset_of(node.get("attached_node") or node["depends_on"]["nodes"][0]), node["name"])
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "test"
+    }
+    checks = {("/".join(key.asset_key.path), key.name) for key in graph.asset_check_keys}
+    assert checks == tests | {
+        ("matomo_reconciliation", "matches_matomo"),
+        ("matomo_raw/visits_actions", "loaded_recently"),
+    }
+    assert any(asset.startswith("matomo_raw/") for asset, _ in tests)  # the sources' tests too
+
+
+def test_the_documented_downstream_asset_loads_under_matomo_daily() -> None:
+    """docs/scale-out.md's dashboard extract, as written there, joins the code location below matomo_daily."""
+    section = (ROOT / "docs" / "scale-out.md").read_text().split("## Your own asset downstream", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, t.Any] = {}
+    exec(compile(code, "docs/scale-out.md", "exec"), namespace)  # noqa: S102 -- the docs' own example
+    merged = dg.Definitions.merge(definitions(), dg.Definitions(assets=[namespace["dashboard_extract"]]))
+    dg.Definitions.validate_loadable(merged)
+    parents = merged.resolve_asset_graph().get(dg.AssetKey("dashboard_extract")).parent_keys
+    assert parents == {dg.AssetKey("matomo_daily")}
 
 
 def test_after_a_cycle_the_ui_shows_each_asset_its_lineage_metadata_and_checks(
@@ -455,7 +482,7 @@ def test_after_a_cycle_the_ui_shows_each_asset_its_lineage_metadata_and_checks(
         server.wait(timeout=30)
     assert listed.returncode == 0, listed.stderr + listed.stdout[-3000:]
     print(listed.stdout)
-    assert "asset matomo <- stg_matomo__visits_actions" in listed.stdout
+    assert "asset matomo [matomo_marts] <- stg_matomo__visits_actions" in listed.stdout
     assert f"actions={len(project.world.truth())}" in listed.stdout
     assert "check matches_matomo: SUCCEEDED" in listed.stdout
     assert "job matomo_hourly: schedule matomo_hourly_schedule (0 * * * *)" in listed.stdout
@@ -465,6 +492,9 @@ def test_a_day_that_differs_from_matomo_turns_the_reconciliation_check_to_warn(p
     """Matomo purged a closed day's raw log after archiving it: its totals stay, the Live API has nothing."""
     sim = project
     day = (datetime.now(UTC) - timedelta(days=2)).date()  # site 1 is UTC; STARTDATE is 2 days back
+    noon = int(datetime(day.year, day.month, day.day, 12, tzinfo=UTC).timestamp())
+    for minute in range(3):  # the world's visits are of the last 30 hours: these are the day's own
+        sim.world.add_visit(1, noon + 60 * minute, n_actions=2)
     archived = sim.answer(
         {
             "module": "API",
@@ -476,7 +506,8 @@ def test_a_day_that_differs_from_matomo_turns_the_reconciliation_check_to_warn(p
         },
         TOKEN,
     )
-    sim.world.purge_before(1, day + timedelta(days=1))
+    assert int(archived["nb_visits"]) >= 3
+    sim.world.purge_before(1, day + timedelta(days=1))  # the raw log of the day goes, its archive stays
     result = run_cycle()
     assert result.success
     evaluation = check_evaluations(result)[("matomo_reconciliation",), "matches_matomo"]
@@ -499,11 +530,11 @@ def test_a_day_that_differs_from_matomo_turns_the_reconciliation_check_to_warn(p
 
 
 def test_the_freshness_check_warns_past_its_hours_and_fails_without_a_load(tmp_path: Path) -> None:
-    job = definitions().get_job_def("matomo_freshness")
+    job = definitions().resolve_job_def("matomo_freshness")
     key = dg.AssetKey(["matomo_raw", "visits_actions"])
 
     def freshness(instance: dg.DagsterInstance, **config: float) -> t.Any:
-        run_config = {"ops": {"raw_log_loaded_recently": {"config": config}}} if config else None
+        run_config = {"ops": {raw_log_loaded_recently.node_def.name: {"config": config}}} if config else None
         result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
         (evaluation,) = [
             e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"

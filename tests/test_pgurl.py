@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from pgurl import ConnectionURLError, connection, libpq_environment
-from pgurl.parse import libpq_variables
+from pgurl.parse import connection_parameters, libpq_variables
 from psycopg import pq
 
 pytestmark = pytest.mark.unit
@@ -146,3 +146,20 @@ def test_bad_urls_are_one_line_without_the_password(url: str, message: str) -> N
     assert "hunter" not in text
     assert "\n" not in text
     assert text.startswith("PGDATABASE: ")
+
+
+def test_connection_parameters_are_the_keywords_a_connection_of_this_process_needs() -> None:
+    """For a connection opened in this process (the Dagster checks) without changing its environment."""
+    environ = {"PGDATABASE": "postgresql://u:p%40ss@h1:5433,h2/d?sslmode=require&keepalives=1", "PGAPPNAME": "x"}
+    params = connection_parameters(environ)
+    assert params == {
+        "host": "h1,h2",
+        "port": "5433,",
+        "user": "u",
+        "password": "p@ss",
+        "dbname": "d",
+        "sslmode": "require",
+        "keepalives": "1",
+        "application_name": "x",
+    }
+    assert connection_parameters({"PGDATABASE": "warehouse", "PGHOST": "db"}) == {"dbname": "warehouse", "host": "db"}

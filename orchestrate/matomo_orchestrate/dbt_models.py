@@ -10,6 +10,7 @@ writing dbt command waits for the one already running on the same warehouse, who
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import dagster as dg
 import yaml
-from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject, DbtProjectPreparer
+from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject
 from tap_matomo.compat import override
 
 from matomo_orchestrate.meltano import MeltanoProject
@@ -29,26 +30,20 @@ DBT_UTILITY = "dbt-postgres"
 RAW_SOURCE = "matomo_raw"
 
 
-class MeltanoDbtPreparer(DbtProjectPreparer):
-    """Writes the manifest with the project's dbt (`dbt parse`) under `dagster dev`/`dg dev`, and
-    whenever it is missing; a deployment can also write it when building its image."""
-
-    @override
-    def prepare_if_dev(self, project: DbtProject) -> None:
-        if self.using_dagster_dev() or not project.manifest_path.exists():
-            self.prepare(project)
-
-    @override
-    def prepare(self, project: DbtProject) -> None:
-        meltano = MeltanoProject()
-        target = project.project_dir / project.target_path
-        meltano.run("--log-level=warning", "invoke", DBT_UTILITY, "parse", "--quiet", "--target-path", str(target))
-
-
 def dbt_project() -> DbtProject:
-    project = DbtProject(project_dir=MeltanoProject().root / "transform", preparer=MeltanoDbtPreparer())
-    project.prepare_if_dev()
+    """The dbt project, its manifest written under `dg dev`/`dagster dev` and whenever it is missing
+    (a deployment can write it when building its image)."""
+    project = DbtProject(project_dir=MeltanoProject().root / "transform")
+    if project.preparer.using_dagster_dev() or not project.manifest_path.exists():
+        write_manifest(project)
     return project
+
+
+def write_manifest(project: DbtProject) -> None:
+    """`dbt parse` by the project's own dbt, through Meltano with its settings (dagster-dbt's own
+    preparer would run whichever dbt is on PATH, without them)."""
+    target = project.project_dir / project.target_path
+    MeltanoProject().run("--log-level=warning", "invoke", DBT_UTILITY, "parse", "--quiet", "--target-path", str(target))
 
 
 class MatomoTranslator(DagsterDbtTranslator):
@@ -77,7 +72,7 @@ def dbt_command_args(root: Path, command: str) -> list[str]:
     commands = utility.get("commands", {})
     if command not in commands:
         msg = f"{command!r} is not a command of {DBT_UTILITY} in meltano.yml ({', '.join(commands)})"
-        raise dg.DagsterInvalidConfigError(msg, [], None)
+        raise ValueError(msg)
     spec = commands[command]
     return shlex.split(spec["args"] if isinstance(spec, dict) else spec)
 
@@ -87,30 +82,24 @@ def dbt_resource(project: DbtProject) -> DbtCliResource:
     return DbtCliResource(project_dir=project, dbt_executable=executable)
 
 
+#: PostgreSQL's command tag of a statement that changes or returns rows: `INSERT 0 1059`, `UPDATE 3`...
+_COMMAND_TAG = re.compile(r"^(?:INSERT \d+|UPDATE|DELETE|MERGE|SELECT|COPY) (\d+)$")
+
+
+def rows_affected(status: str) -> int | None:
+    """The rows a model's last statement affected, from dbt's result status (the adapter's message)."""
+    match = _COMMAND_TAG.match(status.strip())
+    return int(match[1]) if match else None
+
+
 def with_rows_affected(invocation: DbtCliInvocation) -> Iterator[t.Any]:
     """dagster-dbt's events for the invocation, each model's materialization with the rows its statement
-    affected (dbt's adapter response, `rows_affected`: new and changed rows of an incremental model).
-
-    dbt reports a node's result (which dagster-dbt turns into the materialization) just before the
-    event that carries its adapter response: each materialization waits for that event; the events
-    keep their order.
-    """
-    waiting: list[tuple[str | None, t.Any]] = []
-    rows: dict[str, int] = {}
-
-    def ready() -> Iterator[t.Any]:
-        while waiting and (waiting[0][0] is None or waiting[0][0] in rows):
-            unique_id, event = waiting.pop(0)
-            if unique_id is not None and rows[unique_id] >= 0:
-                event = event.with_metadata({**event.metadata, "rows_affected": rows[unique_id]})
-            yield event
-
+    affected (new and changed rows of an incremental model), from dbt's model result event."""
     for message in invocation.stream_raw_events():
-        data = message.raw_event.get("data", {})
-        unique_id = data.get("node_info", {}).get("unique_id")
-        if message.raw_event.get("info", {}).get("name") == "NodeFinished" and unique_id:
-            response = data.get("run_result", {}).get("adapter_response", {})
-            rows[unique_id] = int(response.get("rows_affected", -1))
+        status = (
+            message.raw_event["data"].get("status") if message.raw_event["info"]["name"] == "LogModelResult" else None
+        )
+        rows = rows_affected(status) if isinstance(status, str) else None
         for event in message.to_default_asset_events(
             manifest=invocation.manifest,
             dagster_dbt_translator=invocation.dagster_dbt_translator,
@@ -118,10 +107,6 @@ def with_rows_affected(invocation: DbtCliInvocation) -> Iterator[t.Any]:
             target_path=invocation.target_path,
             project=invocation.project,
         ):
-            waits = isinstance(event, dg.Output) and unique_id is not None
-            waiting.append((unique_id if waits else None, event))
-        yield from ready()
-    for unique_id, _event in waiting:  # a node without its NodeFinished event: no count, still its event
-        if unique_id is not None:
-            rows.setdefault(unique_id, -1)
-    yield from ready()
+            if isinstance(event, dg.Output) and rows is not None:
+                event = event.with_metadata({**event.metadata, "rows_affected": rows})
+            yield event

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from matomo_orchestrate.checks import raw_log_loaded_recently, reconciliation_check
 from matomo_orchestrate.dbt_models import (
@@ -46,8 +46,14 @@ from matomo_orchestrate.meltano import MeltanoProject
 from matomo_orchestrate.raw_assets import RAW_ASSETS, raw_assets
 from matomo_orchestrate.resources import MeltanoResource, ShardSettings, Warehouse
 
+if t.TYPE_CHECKING:  # what define_asset_job returns; dagster does not export its name
+    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition as AssetJob
+
 CYCLE_TAG = "matomo/cycle"  # dagster.yaml limits runs per value to one: cycles of a job never overlap
 DBT_ASSETS = "matomo_dbt"
+#: Steps of a run in processes at once. Shard steps mostly wait on Matomo and Meltano: the cap that
+#: matters is the Matomo server's pool (MATOMO_POOL), not this machine's CPU count (the default cap).
+MAX_STEPS_AT_ONCE = 64
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,10 @@ def dbt_models(project: DbtProject) -> dg.AssetsDefinition:
     root = MeltanoProject().root
 
     @dbt_assets(
-        manifest=project.manifest_path, project=project, dagster_dbt_translator=MatomoTranslator(), name=DBT_ASSETS
+        manifest=project.manifest_path,
+        project=project,
+        dagster_dbt_translator=MatomoTranslator(DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)),
+        name=DBT_ASSETS,
     )
     def matomo_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtCommandConfig) -> Iterator[t.Any]:
         yield from with_rows_affected(dbt.cli(dbt_command_args(root, config.command), context=context))
@@ -91,12 +100,11 @@ def dbt_models(project: DbtProject) -> dg.AssetsDefinition:
     return matomo_dbt
 
 
-def cycle_job(cycle: Cycle, selection: dg.AssetSelection) -> dg.UnresolvedAssetJobDefinition:
-    config: dict[str, dict] = {"ops": {DBT_ASSETS: {"config": {"command": cycle.dbt_command}}}}
+def cycle_job(cycle: Cycle, selection: dg.AssetSelection) -> "AssetJob":
+    config: dict[str, dict[str, t.Any]] = {"ops": {DBT_ASSETS: {"config": {"command": cycle.dbt_command}}}}
     if cycle.extractor:
         config["ops"][RAW_ASSETS] = {"ops": {"plan": {"config": {"extractor": cycle.extractor}}}}
-    # Shard steps wait on Meltano, they do not compute: no CPU-based cap (the pool caps them).
-    executor = dg.multiprocess_executor.configured({"max_concurrent": 0})
+    executor = dg.multiprocess_executor.configured({"max_concurrent": MAX_STEPS_AT_ONCE})
     return dg.define_asset_job(
         cycle.job,
         selection=selection,
@@ -107,7 +115,7 @@ def cycle_job(cycle: Cycle, selection: dg.AssetSelection) -> dg.UnresolvedAssetJ
     )
 
 
-def cycle_schedule(job: dg.UnresolvedAssetJobDefinition, cycle: Cycle) -> dg.ScheduleDefinition:
+def cycle_schedule(job: "AssetJob", cycle: Cycle) -> dg.ScheduleDefinition:
     """The cron schedule of a job, skipping a tick while the job's previous cycle still runs."""
 
     @dg.schedule(job=job, cron_schedule=cycle.cron, name=f"{cycle.job}_schedule", execution_timezone="UTC")

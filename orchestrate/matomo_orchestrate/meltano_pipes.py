@@ -3,11 +3,12 @@
     python -m matomo_orchestrate.meltano_pipes <meltano> run ...     (started by Dagster's PipesSubprocessClient)
 
 Meltano knows nothing of Dagster, so this small program sits between them: it runs the Meltano
-command (killed if this program dies, see parent_death.py), copies Meltano's output line by line to
-its own standard output, which Dagster captures as the step's output, counts what the run did from
-that output (run_report.py), and sends the step one Pipes message with the counts, Meltano's exit
-code and its last error line. It exits 0 whenever it could report, Meltano's failure included: the
-step then tells a failed extraction (its own one-line error, retried) from a failure of this program.
+command with Meltano's JSON log format (killed if this program dies, see parent_death.py), writes
+each log line as people read it to its own standard output, which Dagster captures as the step's
+output, counts what the run did from the log (run_report.py), and sends the step one Pipes message
+with the counts, Meltano's exit code and its last error line. It exits 0 whenever it could report,
+Meltano's failure included: the step then tells a failed extraction (its own one-line error,
+retried) from a failure of this program.
 """
 
 from __future__ import annotations
@@ -23,17 +24,19 @@ from matomo_orchestrate.run_report import RunReport
 
 
 def main(command: list[str]) -> int:
+    executable, *args = command
     with open_dagster_pipes() as pipes:
         report = RunReport()
         started = time.monotonic()
         process = subprocess.Popen(
-            dying_with_this_process(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            dying_with_this_process([executable, "--log-format=json", *args]),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         assert process.stdout is not None
         for line in process.stdout:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-            report.feed(line)
+            print(report.feed(line), flush=True)
         code = process.wait()
         pipes.report_custom_message(
             {

@@ -107,10 +107,11 @@ def extract_shard_op(pool: str) -> dg.OpDefinition:
         meltano: MeltanoResource,
         shard_settings: ShardSettings,
         pipes_subprocess_client: dg.PipesSubprocessClient,
-    ) -> ShardRun:
+    ) -> dg.Output[ShardRun]:
+        # A step that runs Pipes gives its results as Output events (Dagster requires it after Pipes).
         if not shard.sites:
             context.log.info(f"{shard.name} has no site this cycle")
-            return ShardRun(shard.name)
+            return dg.Output(ShardRun(shard.name))
         project = meltano.project()
         attempt = context.retry_number + 1
         context.log.info(f"{shard.name}: extracting sites {', '.join(map(str, shard.sites))} (attempt {attempt})")
@@ -135,7 +136,7 @@ def extract_shard_op(pool: str) -> dg.OpDefinition:
                 max_retries=shard_settings.max_retries(), seconds_to_wait=shard_settings.seconds_between_retries()
             ) from error
         bookmarks = visit_bookmarks(project.get_state(project.state_id(shard.extractor, LOADER, shard.name)))
-        return ShardRun(
+        run = ShardRun(
             shard=shard.name,
             sites=shard.sites,
             records=dict(report["records"]),
@@ -145,6 +146,7 @@ def extract_shard_op(pool: str) -> dg.OpDefinition:
             seconds=round(time.monotonic() - started, 1),
             bookmarks={site: bookmarks[site] for site in shard.sites if site in bookmarks},
         )
+        return dg.Output(run)
 
     return extract_shard
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 import psycopg
 from pgurl.parse import connection_parameters
+from psycopg.conninfo import make_conninfo
 
 from matomo_orchestrate.meltano import MeltanoProject
 from matomo_orchestrate.shards import SHARD_SITES_VAR, SHARDS_VAR, ShardPlan
@@ -21,7 +22,7 @@ RETRIES_VAR = "MATOMO_SHARD_RETRIES"
 RETRY_DELAY_VAR = "MATOMO_SHARD_RETRY_DELAY"
 
 
-class ShardSettings(dg.ConfigurableResource):
+class ShardSettings(dg.ConfigurableResource[t.Any]):  # the resource is its own value
     """How sites are split into shards and how a failed shard is retried.
 
     Unset fields are read from the environment when the run starts: MATOMO_SHARDS (shards by hash,
@@ -49,7 +50,7 @@ class ShardSettings(dg.ConfigurableResource):
         return self.retry_delay if self.retry_delay is not None else float(os.environ.get(RETRY_DELAY_VAR, "30"))
 
 
-class MeltanoResource(dg.ConfigurableResource):
+class MeltanoResource(dg.ConfigurableResource[t.Any]):  # the resource is its own value
     """The Meltano project the steps run (default: MELTANO_PROJECT_ROOT, else this repository)."""
 
     project_root: str | None = None
@@ -58,9 +59,9 @@ class MeltanoResource(dg.ConfigurableResource):
         return MeltanoProject(Path(self.project_root)) if self.project_root else MeltanoProject()
 
 
-class Warehouse(dg.ConfigurableResource):
+class Warehouse(dg.ConfigurableResource[t.Any]):  # the resource is its own value
     """The PostgreSQL the loader and dbt write to, reached as they reach it: PGDATABASE (a URL or a
     database name) and libpq's variables (pg-url/), read when a step connects."""
 
     def connect(self) -> psycopg.Connection[t.Any]:
-        return psycopg.connect(**connection_parameters(os.environ), autocommit=True)
+        return psycopg.connect(make_conninfo(**connection_parameters(os.environ)), autocommit=True)

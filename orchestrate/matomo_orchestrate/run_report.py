@@ -1,9 +1,10 @@
-"""What a Meltano run of tap-matomo did, read from its output as it streams by.
+"""What a Meltano run of tap-matomo did, read from its log as it streams by.
 
-Two sources, both meant to be read by machines: the Singer SDK's metrics (`METRIC: {...}`, one JSON
-object per line: `record_count` per stream and partition, `http_request_count`), which Meltano relays
-from the tap's standard error, and tap-matomo's progress line of each site-local day it finished
-(`site 3 2026-12-01: 12 visits, 120 actions emitted`).
+The run is started with `meltano --log-format=json`: each line of Meltano's log is then one JSON
+object, and the Singer SDK's metrics keep their tags (`record_count` per stream, `http_request_count`),
+which Meltano's console format drops. Each line is read for the counts and written back for people
+(`render`); tap-matomo's progress line of each site-local day (`site 3 2026-12-01: 12 visits, 120
+actions emitted`) gives the visits and actions per site.
 """
 
 from __future__ import annotations
@@ -13,9 +14,14 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
-_METRIC = "METRIC: "
 _DAY_DONE = re.compile(r"\bsite (\d+) (\d{4}-\d{2}-\d{2}): (\d+) visits, (\d+) actions emitted\b")
 _ERROR_WORDS = ("error", "failed")
+#: Fields of Meltano's JSON log lines that are context, not message: not repeated in a rendered line.
+_CONTEXT = frozenset(
+    {"stdio", "consumer", "producer", "string_id", "cmd_type", "job_name", "pid", "thread_name", "app_name", "name"}
+    | {"plugin_logger", "event", "run_id", "level", "timestamp", "_logger", "_name", "metric_info", "state_id"}
+)
+TAP = "tap-matomo"
 
 
 def is_error_line(line: str) -> bool:
@@ -24,9 +30,21 @@ def is_error_line(line: str) -> bool:
     return bool(line.strip()) and any(word in lowered for word in _ERROR_WORDS)
 
 
+def render(entry: dict[str, t.Any]) -> str:
+    """A JSON log line as Meltano's console would show it, with a metric's stream."""
+    text = str(entry.get("event", ""))
+    metric = entry.get("metric_info")
+    if isinstance(metric, dict):
+        stream = (metric.get("tags") or {}).get("stream")
+        text += f" {metric.get('metric')}={metric.get('value')}" + (f" stream={stream}" if stream else "")
+    extra = " ".join(f"{key}={value}" for key, value in entry.items() if key not in _CONTEXT)
+    source = entry.get("string_id") or "meltano"
+    return f"{entry.get('timestamp', '')} [{entry.get('level', '')}] {source} {text}{' ' + extra if extra else ''}"
+
+
 @dataclass
 class RunReport:
-    """Counts of one run, summed as its output lines arrive (`feed`), and its last error line."""
+    """Counts of one run, summed as its log lines arrive (`feed`), and its last error line."""
 
     records: dict[str, int] = field(default_factory=dict)  # stream -> records emitted
     requests: int = 0
@@ -34,21 +52,30 @@ class RunReport:
     actions: dict[int, int] = field(default_factory=dict)  # site -> actions emitted
     last_error: str = ""
 
-    def feed(self, line: str) -> None:
-        if (start := line.find(_METRIC)) >= 0 and "tap-matomo" in line[:start]:  # not the loader's
-            self._metric(line[start + len(_METRIC) :])
-        elif match := _DAY_DONE.search(line):
+    def feed(self, line: str) -> str:
+        """Reads one line of the log; returns it as people read it."""
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if not isinstance(entry, dict):  # not Meltano's log (a plugin's stray print): as it is
+            text = line.rstrip("\n")
+        else:
+            text = render(entry)
+            if entry.get("string_id") == TAP:  # the loader's metrics count what it wrote, not the tap
+                self._metric(entry.get("metric_info"))
+                self._day(str(entry.get("event", "")))
+        if is_error_line(text):
+            self.last_error = text.strip()[:300]
+        return text
+
+    def _day(self, event: str) -> None:
+        if match := _DAY_DONE.search(event):
             site = int(match[1])
             self.visits[site] = self.visits.get(site, 0) + int(match[3])
             self.actions[site] = self.actions.get(site, 0) + int(match[4])
-        if is_error_line(line):
-            self.last_error = line.strip()[:300]
 
-    def _metric(self, text: str) -> None:
-        try:
-            point, _end = json.JSONDecoder().raw_decode(text)
-        except ValueError:
-            return
+    def _metric(self, point: t.Any) -> None:
         if not isinstance(point, dict) or point.get("type") != "counter":
             return
         tags = point.get("tags") or {}
