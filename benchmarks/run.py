@@ -186,11 +186,14 @@ class Databases:
         self.server = server
         self.count = 0
 
-    def fresh(self) -> str:
+    def fresh(self, name: str | None = None) -> str:
+        """An empty database: a new one, or `name` dropped and made again (a user's warehouse keeps its
+        name from run to run, and with it dbt's partial parse: the profile dbt hashes does not change)."""
         self.count += 1
-        name = f"bench_{self.count}"
+        name = name or f"bench_{self.count}"
         with psycopg.connect(self.server.url, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.server.url.rsplit("/", 1)[0] + f"/{name}"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -43,10 +44,19 @@ def main() -> int:
         command = [dg, "dev", "-m", "matomo_orchestrate.definitions", "-h", "127.0.0.1", "-p", str(DAGSTER_PORT)]
         shards = env["MATOMO_SHARDS"]
         print(f"Dagster UI on http://127.0.0.1:{DAGSTER_PORT} ({shards} shards); Ctrl-C stops", flush=True)
+        # dg dev in a session of its own: Ctrl-C reaches this process only, which passes one SIGINT on,
+        # and dg dev then stops the webserver and daemon it started (a second signal would cut that short).
+        process = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
         try:
-            return subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
+            return process.wait()
         except KeyboardInterrupt:
+            print("stopping Dagster (up to a minute)...", flush=True)
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=120)
             return 0
+        finally:
+            if process.poll() is None:
+                process.kill()
 
 
 if __name__ == "__main__":
