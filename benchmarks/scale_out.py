@@ -23,7 +23,7 @@ from pathlib import Path
 import dagster as dg
 from matomo_orchestrate.shards import ShardPlan
 
-from benchmarks.run import BIN, ROOT, Simulator, loaded, local_databases, machine, meltano_env
+from benchmarks.run import BIN, ROOT, Load, Simulator, loaded, local_databases, machine, meltano_env, server_settings
 
 SITES = "1,2,3,4,5,6"
 DAYS, VISITS, PAGE, LATENCY_MS = 8, 500, 50, 300
@@ -104,24 +104,28 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="tap-matomo-scale-") as tmp_name:
             tmp = Path(tmp_name)
             with local_databases(tmp) as dbs:
+                load = Load()
+                load.sample()
+                conditions = server_settings(dbs.server.url)
                 # A code location reads its shard settings once: one process per setting.
                 rows = [one_job(tmp, sim, dbs.fresh(), 4)]
                 rows += [run_in_child(shards, tmp, sim, dbs.fresh(), 4) for shards in SHARDINGS]
                 # A Matomo that must see one query at a time per run: waiting dominates.
                 rows += [one_job(tmp, sim, dbs.fresh(), 1), run_in_child(SHARDINGS[0], tmp, sim, dbs.fresh(), 1)]
+                load.sample()
     finally:
         sim.stop()
-    write_report(rows, sim)
+    write_report(rows, sim, f"{conditions}; {load}")
     return 0
 
 
-def write_report(rows: list[Row], sim: Simulator) -> None:
+def write_report(rows: list[Row], sim: Simulator, conditions: str) -> None:
     bases = {row.parallel: row.seconds for row in rows if not row.steps}  # the one-job rows
     lines = [
         "# Benchmark: many sites, one job or Dagster shards",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d} by `python -m benchmarks.scale_out` (a script, not a test), one run.",
-        f"Machine: {machine()}; simulator, Dagster, Meltano, PostgreSQL on this one machine.",
+        f"Machine: {machine()}; {conditions}; simulator, Dagster, Meltano, PostgreSQL on this one machine.",
         "",
         f"Workload: 6 sites x {DAYS} days x {VISITS} visits ({sim.visits} visits, {sim.actions} actions), pages of "
         f"{PAGE}, {LATENCY_MS} ms per Live answer; each run from an empty warehouse and state.",
