@@ -527,6 +527,7 @@ def test_a_day_that_differs_from_matomo_turns_the_reconciliation_check_to_warn(p
         }
     ]
     assert evaluation.metadata["days"].value == 1
+    print(f"check matches_matomo: {evaluation.severity.value}, {evaluation.description}; differences: {listed}")
 
 
 def test_the_freshness_check_warns_past_its_hours_and_fails_without_a_load(tmp_path: Path) -> None:
