@@ -85,7 +85,7 @@ class DbtCommandConfig(dg.Config):
     command: str = "build"
 
 
-def dbt_models(project: DbtProject) -> dg.AssetsDefinition:
+def dbt_models(project: DbtProject, pool: str) -> dg.AssetsDefinition:
     root = MeltanoProject().root
 
     @dbt_assets(
@@ -95,7 +95,12 @@ def dbt_models(project: DbtProject) -> dg.AssetsDefinition:
         name=DBT_ASSETS,
     )
     def matomo_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtCommandConfig) -> Iterator[t.Any]:
-        yield from with_rows_affected(dbt.cli(dbt_command_args(root, config.command), context=context))
+        # One target folder per code location (its pool) and job, kept between the job's runs, which
+        # never overlap: dbt then parses partially, as under `meltano run` (dagster-dbt's default, a
+        # folder per invocation, parses in full every time).
+        target = project.project_dir / project.target_path / f"dagster-{pool}-{context.run.job_name}"
+        args = dbt_command_args(root, config.command)
+        yield from with_rows_affected(dbt.cli(args, context=context, target_path=target))
 
     return matomo_dbt
 
@@ -136,8 +141,9 @@ def cycle_schedule(job: "AssetJob", cycle: Cycle) -> dg.ScheduleDefinition:
 
 def build_definitions() -> dg.Definitions:
     project = dbt_project()
-    raw = raw_assets(raw_tables(project), pool=os.environ.get("MATOMO_POOL", "matomo"))
-    models = dbt_models(project)
+    pool = os.environ.get("MATOMO_POOL", "matomo")
+    raw = raw_assets(raw_tables(project), pool=pool)
+    models = dbt_models(project, pool)
     node = json.loads(project.manifest_path.read_text())["nodes"]["model.matomo.matomo_reconciliation"]
     reconciliation = reconciliation_check(node["schema"], node["alias"])
     warehouse = dg.AssetSelection.assets(raw, models)
