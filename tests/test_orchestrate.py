@@ -268,6 +268,7 @@ def test_a_failing_shard_is_retried_alone(project: MatomoSimulator, monkeypatch:
     said = [m for m in errors if "meltano run failed (exit 1): " in m]
     assert len(said) == 1, errors  # one line, naming the shard, the exit code and Meltano's error
     assert said[0].startswith(f"shard_{shard_of(failing_site, 3)}: ")
+    assert f"tap-matomo failed: Matomo Live.getLastVisitsDetails for site {failing_site}: HTTP 503" in said[0]
     assert_exactly_the_truth(sim)
 
     # The nightly reconcile job, shard by shard: every site's closed days are listed and logged.

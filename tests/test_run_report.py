@@ -64,7 +64,7 @@ def test_the_last_error_line_is_kept_with_its_fields_and_other_lines_pass_as_the
     report = RunReport()
     report.feed("a plugin's own print\n")
     shown = report.feed(log_line(None, "Block run failed", level="error", exit_code=1, err="Extractor failed"))
-    assert report.last_error == shown
+    assert report.last_error == shown == report.error
     for part in ("Block run failed", "exit_code=1", "err=Extractor failed"):
         assert part in shown
 
@@ -78,3 +78,16 @@ def test_the_last_error_line_is_kept_with_its_fields_and_other_lines_pass_as_the
 )
 def test_rows_affected_from_a_models_status(status: str, rows: int | None) -> None:
     assert rows_affected(status) == rows
+
+
+def test_the_plugins_own_error_is_the_one_said_not_meltanos_summary() -> None:
+    report = RunReport()
+    report.feed(log_line("tap-matomo", "Giving up send_page(...) after 6 tries", level="error"))
+    said = report.feed(
+        log_line(
+            "tap-matomo", "tap-matomo failed: Matomo Live.getLastVisitsDetails for site 4: HTTP 503", level="error"
+        )
+    )
+    report.feed(log_line(None, "Block run completed", level="error", success=False, err="Extractor failed"))
+    assert report.error == said
+    assert "Block run completed" in report.last_error

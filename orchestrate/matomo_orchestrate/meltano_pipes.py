@@ -6,7 +6,7 @@ Meltano knows nothing of Dagster, so this small program sits between them: it ru
 command with Meltano's JSON log format (killed if this program dies, see parent_death.py), writes
 each log line as people read it to its own standard output, which Dagster captures as the step's
 output, counts what the run did from the log (run_report.py), and sends the step one Pipes message
-with the counts, Meltano's exit code and its last error line. It exits 0 whenever it could report,
+with the counts, Meltano's exit code and the line that says why it failed. It exits 0 whenever it could report,
 Meltano's failure included: the step then tells a failed extraction (its own one-line error,
 retried) from a failure of this program.
 """
@@ -42,7 +42,7 @@ def main(command: list[str]) -> int:
             {
                 **report.to_message(),
                 "exit_code": code,
-                "error": report.last_error,
+                "error": report.error,
                 "seconds": time.monotonic() - started,
             }
         )

@@ -44,13 +44,19 @@ def render(entry: dict[str, t.Any]) -> str:
 
 @dataclass
 class RunReport:
-    """Counts of one run, summed as its log lines arrive (`feed`), and its last error line."""
+    """Counts of one run, summed as its log lines arrive (`feed`), and the line that says why it failed."""
 
     records: dict[str, int] = field(default_factory=dict)  # stream -> records emitted
     requests: int = 0
     visits: dict[int, int] = field(default_factory=dict)  # site -> visits emitted
     actions: dict[int, int] = field(default_factory=dict)  # site -> actions emitted
     last_error: str = ""
+    plugin_error: str = ""  # the last error a plugin logged (the tap's own one line), before Meltano's summary
+
+    @property
+    def error(self) -> str:
+        """The line that says why the run failed: the plugin's own error, else the last error-like line."""
+        return self.plugin_error or self.last_error
 
     def feed(self, line: str) -> str:
         """Reads one line of the log; returns it as people read it."""
@@ -62,6 +68,8 @@ class RunReport:
             text = line.rstrip("\n")
         else:
             text = render(entry)
+            if entry.get("string_id") and entry.get("level") == "error":
+                self.plugin_error = text.strip()[:300]
             if entry.get("string_id") == TAP:  # the loader's metrics count what it wrote, not the tap
                 self._metric(entry.get("metric_info"))
                 self._day(str(entry.get("event", "")))
