@@ -9,7 +9,6 @@ writing dbt command waits for the one already running on the same warehouse, who
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import shutil
@@ -59,10 +58,9 @@ class MatomoTranslator(DagsterDbtTranslator):
         return spec.replace_attributes(group_name=f"matomo_{folder}")
 
 
-def raw_tables(project: DbtProject) -> list[str]:
+def raw_tables(manifest: Mapping[str, t.Any]) -> list[str]:
     """The raw tables the loader writes, as the dbt project's source declares them (one list, in dbt)."""
-    sources = json.loads(project.manifest_path.read_text())["sources"].values()
-    return sorted(source["name"] for source in sources if source["source_name"] == RAW_SOURCE)
+    return sorted(source["name"] for source in manifest["sources"].values() if source["source_name"] == RAW_SOURCE)
 
 
 def dbt_command_args(root: Path, command: str) -> list[str]:

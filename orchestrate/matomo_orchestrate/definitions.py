@@ -85,11 +85,11 @@ class DbtCommandConfig(dg.Config):
     command: str = "build"
 
 
-def dbt_models(project: DbtProject, pool: str) -> dg.AssetsDefinition:
+def dbt_models(project: DbtProject, manifest: dict[str, t.Any], pool: str) -> dg.AssetsDefinition:
     root = MeltanoProject().root
 
     @dbt_assets(
-        manifest=project.manifest_path,
+        manifest=manifest,
         project=project,
         dagster_dbt_translator=MatomoTranslator(DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)),
         name=DBT_ASSETS,
@@ -141,10 +141,12 @@ def cycle_schedule(job: "AssetJob", cycle: Cycle) -> dg.ScheduleDefinition:
 
 def build_definitions() -> dg.Definitions:
     project = dbt_project()
+    # Read once: the code location loads in every step's process.
+    manifest = json.loads(project.manifest_path.read_text())
     pool = os.environ.get("MATOMO_POOL", "matomo")
-    raw = raw_assets(raw_tables(project), pool=pool)
-    models = dbt_models(project, pool)
-    node = json.loads(project.manifest_path.read_text())["nodes"]["model.matomo.matomo_reconciliation"]
+    raw = raw_assets(raw_tables(manifest), pool=pool)
+    models = dbt_models(project, manifest, pool)
+    node = manifest["nodes"]["model.matomo.matomo_reconciliation"]
     reconciliation = reconciliation_check(node["schema"], node["alias"])
     warehouse = dg.AssetSelection.assets(raw, models)
     jobs = {

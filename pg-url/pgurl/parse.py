@@ -51,7 +51,7 @@ def libpq_variables() -> dict[str, str]:
 
 def connection_parameters(environ: t.Mapping[str, str]) -> dict[str, str]:
     """libpq's keyword parameters for `environ` (PGDATABASE read as above, then libpq's variables), for a
-    connection opened by this process without changing its environment (`psycopg.connect(**params)`)."""
+    connection opened by this process without changing its environment (`make_conninfo(**params)`)."""
     found = connection(environ)
     variables = {**environ, **found.variables}
     params = {keyword: variables[envvar] for keyword, envvar in libpq_variables().items() if variables.get(envvar)}
