@@ -265,9 +265,19 @@ def main_workload(tmp: Path, dbs: Databases) -> tuple[list[Measure], int]:
     try:
         runs: dict[str, list[Measure]] = {}
         job_database = ""
+        # As a user's project (and benchmarks/job.py): one warehouse database emptied before each run
+        # and one dbt target folder kept between runs, so dbt parses partially.
+        target = tmp / "dbt-target-job"
         for repeat in range(REPEATS):
-            job_database = dbs.fresh()
-            env = meltano_env(tmp, sim, job_database, 3, f"job-{repeat}")
+            job_database = dbs.fresh("job")
+            env = meltano_env(tmp, sim, job_database, 3, f"job-{repeat}") | {"DBT_TARGET_PATH": str(target)}
+            if repeat == 0:
+                subprocess.run(
+                    [meltano, "invoke", "dbt-postgres", "parse"],
+                    env={**os.environ, **env},
+                    stdout=subprocess.DEVNULL,
+                    check=True,
+                )
             job = measured(
                 "full job: meltano run matomo-to-postgres", [meltano, "run", "matomo-to-postgres"], actions, env
             )
