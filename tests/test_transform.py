@@ -63,6 +63,19 @@ def snapshot(database: str) -> list[tuple]:
     return query(database, "SELECT action_id, idvisit, actions, visitduration, loaded_at FROM matomo ORDER BY 1")
 
 
+def rewritten_visits(database: str, before: dict[str, set[tuple]]) -> dict[str, set[int]]:
+    """Per model, the visits with a row written since `before` (a row version's xmin changes when written)."""
+    now = row_versions(database)
+    return {model: {row[0] for row in now[model] ^ before[model]} for model in now}
+
+
+def row_versions(database: str) -> dict[str, set[tuple]]:
+    return {
+        model: set(query(database, sql.SQL("SELECT idvisit, xmin::text FROM {}").format(sql.Identifier(model))))
+        for model in ("matomo", "matomo_visits")
+    }
+
+
 def test_matomo_holds_the_latest_extraction_typed_partitioned_and_indexed(
     pipeline: Meltano, simulator: MatomoSimulator, database: str
 ) -> None:
@@ -123,7 +136,7 @@ def test_matomo_holds_the_latest_extraction_typed_partitioned_and_indexed(
     assert len(types) >= 97
 
 
-def test_a_grown_visit_ends_with_its_new_rows_and_a_quiet_run_changes_nothing(
+def test_a_grown_visit_ends_with_its_new_rows_and_a_quiet_run_writes_nothing(
     pipeline: Meltano, simulator: MatomoSimulator, database: str
 ) -> None:
     world = simulator.world
@@ -137,8 +150,14 @@ def test_a_grown_visit_ends_with_its_new_rows_and_a_quiet_run_changes_nothing(
 
     world.grow_visit(grown.idvisit, now - 400, n_actions=2)  # hits 5-90 s apart: all in the past
     world.remove_actions(shrunk.idvisit, 1, 2)  # Matomo dropped one action of this visit (a purge, a lower cap)
+    versions = row_versions(database)
     done = pipeline.run(*JOB)
     assert done.returncode == 0, done.stderr[-4000:]
+    # Only the two changed visits are written again, though the previous load is within the reload overlap.
+    assert rewritten_visits(database, versions) == {
+        "matomo": {grown.idvisit, shrunk.idvisit},
+        "matomo_visits": {grown.idvisit, shrunk.idvisit},
+    }
 
     truth = world.truth()
     for visit in (grown, shrunk):
@@ -148,9 +167,10 @@ def test_a_grown_visit_ends_with_its_new_rows_and_a_quiet_run_changes_nothing(
     assert len(query(database, "SELECT 1 FROM matomo WHERE idvisit = %s", shrunk.idvisit)) == rows_before - 1
     assert query(database, "SELECT count(*) FROM matomo")[0][0] == len(truth)
 
-    quiet_before = snapshot(database)
+    quiet_before, versions = snapshot(database), row_versions(database)
     assert pipeline.run(*JOB).returncode == 0
     assert snapshot(database) == quiet_before
+    assert rewritten_visits(database, versions) == {"matomo": set(), "matomo_visits": set()}  # nothing written
 
 
 def test_a_one_week_query_reads_one_partition(pipeline: Meltano, database: str) -> None:

@@ -2,8 +2,9 @@
   The main table, as the Node tool's users know it (name from DESTINATION_TABLE), typed,
   partitioned by ISO week on action_timestamp and indexed. Each visit holds the rows of its
   latest extraction only. An incremental run costs what is new: it picks the visits loaded
-  since the last run (the raw table's `_sdc_batched_at` index), reads those visits' raw rows
-  (its `idvisit` index), keeps each one's latest extraction and replaces its rows.
+  since the last run (the raw table's `_sdc_batched_at` index) and not held yet as loaded, reads
+  those visits' raw rows (its `idvisit` index), keeps each one's latest extraction and replaces
+  its rows.
 -#}
 {%- set indexes = [] -%}
 {%- for column in ['action_eventaction', 'action_eventcategory', 'action_timestamp', 'action_type', 'action_url',
@@ -34,10 +35,33 @@
 
 with
 {% if matomo_is_incremental() %}
+{%- set since = matomo_reload_since(this) %}
+-- The visits with a raw row loaded since the watermark (less the overlap) that this table does not
+-- hold yet as loaded: a row it holds with the same action_id and load time is the same version
+-- (the loader stamps every upserted row with its batch time), and a row of an older extraction
+-- than its visit's latest never reaches it (the newer extraction's rows were loaded later, so
+-- within the same window). Rows read again within the overlap are skipped: a run with nothing new
+-- replaces nothing.
 touched_visits as (
-    select distinct idvisit
-    from {{ source('matomo_raw', 'visits_actions') }}
-    where _sdc_batched_at > ({{ matomo_reload_since(this) }} at time zone 'UTC')
+    select distinct recent.idvisit
+    from (
+        select
+            idvisit,
+            action_id,
+            _sdc_batched_at,
+            _sdc_sync_started_at,
+            max(_sdc_sync_started_at) over (partition by idvisit) as latest_sync_of_visit
+        from {{ source('matomo_raw', 'visits_actions') }}
+        where _sdc_batched_at > ({{ since }} at time zone 'UTC')
+    ) recent
+    where recent._sdc_sync_started_at = recent.latest_sync_of_visit
+        and not exists (
+            select
+            from {{ this }} held
+            where held.loaded_at > {{ since }}
+                and held.action_id = recent.action_id::text
+                and held.loaded_at = (recent._sdc_batched_at at time zone 'UTC')
+        )
 ),
 {% endif %}
 extractions as (

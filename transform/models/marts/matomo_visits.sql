@@ -1,7 +1,8 @@
 -- One row per visit: its fields (as of its latest extraction), first and last action, the
 -- site-local day of its last action, action counts per type and revenue. An incremental run
 -- recomputes only the visits whose rows `matomo` replaced since the last run (their rows loaded
--- since, through the `loaded_at` indexes, within the weeks those rows are in). A visit whose day
+-- since, through the `loaded_at` indexes, within the weeks those rows are in, less the visits
+-- already counted as they are). A visit whose day
 -- changed (a hit after midnight with create_new_visit_after_midnight=0) keeps the day it left in
 -- `previous_site_day`, which matomo_daily then recomputes; null otherwise, and on a rebuild.
 {{
@@ -21,10 +22,21 @@
 {% if is_incremental() %}
 {%- set since = matomo_reload_since(this) -%}
 {%- set window = matomo_visits_window(ref('matomo'), 'action_timestamp', 'loaded_at > ' ~ since) -%}
+-- A visit whose rows loaded since are as this table last counted them (the same newest load time,
+-- as many rows) is skipped: `matomo` replaced nothing of it, so a run with nothing new writes nothing.
 with touched_visits as (
-    select distinct idvisit
-    from {{ ref('matomo') }}
-    where loaded_at > {{ since }}
+    select recent.idvisit
+    from (
+        select idvisit, max(loaded_at) as loaded_at, count(*) as action_items
+        from {{ ref('matomo') }}
+        where loaded_at > {{ since }}
+        group by idvisit
+    ) recent
+    left join {{ this }} held
+        on held.idvisit = recent.idvisit
+        and held.loaded_at = recent.loaded_at
+        and held.action_items = recent.action_items
+    where held.idvisit is null
 ),
 {% else %}
 with
