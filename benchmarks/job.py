@@ -297,7 +297,11 @@ def write_report(results: dict[str, dict[str, t.Any]], starts: dict[str, float],
             f"An hourly run with no new data: {hourly.seconds:.1f} s; processes alive "
             + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(hourly.spans.items()))
             + f"; dbt's execution phase {hourly.dbt_elapsed:.1f} s; {hourly.commits:,} commits, "
-            f"{hourly.wal_bytes:,} WAL bytes.",
+            f"{hourly.wal_bytes:,} WAL bytes; its slowest nodes: "
+            + ", ".join(
+                f"{name} {seconds:.2f} s" for name, seconds in sorted(hourly.dbt_nodes.items(), key=lambda i: -i[1])[:6]
+            )
+            + ".",
             "",
         ]
     path = ROOT / "docs" / "benchmarks-job.md"

@@ -41,27 +41,28 @@ with
 -- (the loader stamps every upserted row with its batch time), and a row of an older extraction
 -- than its visit's latest never reaches it (the newer extraction's rows were loaded later, so
 -- within the same window). Rows read again within the overlap are skipped: a run with nothing new
--- replaces nothing.
+-- replaces nothing. EXCEPT compares the two sets whole (hashed or sorted, linear in the window);
+-- a join would let the planner probe this table once per raw row.
 touched_visits as (
-    select distinct recent.idvisit
+    select distinct idvisit
     from (
-        select
-            idvisit,
-            action_id,
-            _sdc_batched_at,
-            _sdc_sync_started_at,
-            max(_sdc_sync_started_at) over (partition by idvisit) as latest_sync_of_visit
-        from {{ source('matomo_raw', 'visits_actions') }}
-        where _sdc_batched_at > ({{ since }} at time zone 'UTC')
-    ) recent
-    where recent._sdc_sync_started_at = recent.latest_sync_of_visit
-        and not exists (
+        select idvisit, action_id, loaded_at
+        from (
             select
-            from {{ this }} held
-            where held.loaded_at > {{ since }}
-                and held.action_id = recent.action_id::text
-                and held.loaded_at = (recent._sdc_batched_at at time zone 'UTC')
-        )
+                idvisit::bigint as idvisit,
+                action_id::text as action_id,
+                (_sdc_batched_at at time zone 'UTC') as loaded_at,
+                _sdc_sync_started_at,
+                max(_sdc_sync_started_at) over (partition by idvisit) as latest_sync_of_visit
+            from {{ source('matomo_raw', 'visits_actions') }}
+            where _sdc_batched_at > ({{ since }} at time zone 'UTC')
+        ) recent
+        where _sdc_sync_started_at = latest_sync_of_visit
+        except
+        select idvisit, action_id, loaded_at
+        from {{ this }}
+        where loaded_at > {{ since }}
+    ) not_held
 ),
 {% endif %}
 extractions as (
