@@ -39,6 +39,21 @@ def test_the_cap_keeps_the_newest_visits_and_bounds_the_size() -> None:
     assert len(json.dumps(kept.encode())) < 16 * CAP * 4 / 3 + 100  # 16 bytes a visit, base64
 
 
+def test_memory_stays_within_twice_the_cap_and_the_kept_state_is_the_same() -> None:
+    """A backfill reads a day's oldest visits while the horizon is still low: what is held is trimmed as
+    it goes, and the state kept at the end is what keeping everything would have given."""
+    trimmed, everything = RecentVisits(), {}
+    horizon = 0
+    for idvisit in range(10 * CAP):
+        last_action = (idvisit * 7919) % (10 * CAP)  # out of order, as parallel days and pages arrive
+        horizon = max(horizon, idvisit // 2)  # rises as the run goes
+        digest = visit_digest([{"id": idvisit}])
+        trimmed.remember(idvisit, last_action, digest, horizon=horizon)
+        everything[idvisit] = (last_action, digest)
+        assert len(trimmed.entries) <= 2 * CAP
+    assert trimmed.kept(horizon).entries == RecentVisits(everything).kept(horizon).entries
+
+
 def test_older_state_forms_read_as_empty() -> None:
     assert RecentVisits.decode({"123": [1_800_000_000, 4]}).entries == {}  # the signature form of tap-matomo 0.1
     assert RecentVisits.decode(None).entries == {}

@@ -48,8 +48,15 @@ class RecentVisits:
         entry = self.entries.get(idvisit)
         return entry is not None and entry[1] == digest
 
-    def remember(self, idvisit: int, last_action: int, digest: bytes) -> None:
+    def remember(self, idvisit: int, last_action: int, digest: bytes, *, horizon: int = 0) -> None:
+        """Add a visit; past twice the cap, trim to what the next state can still keep, so that memory
+        does not grow with the size of a day (a backfill reads its oldest visits while the horizon is
+        still low). Nothing the end of the run keeps is lost: the horizon only rises, and a visit not
+        among the newest `CAP` now never will be. A trimmed entry from the previous state only means
+        its visit, if read again, is emitted again."""
         self.entries[idvisit] = (last_action, digest)
+        if len(self.entries) > 2 * CAP:
+            self.entries = self.kept(horizon).entries
 
     def kept(self, horizon: int, cap: int = CAP) -> RecentVisits:
         """The entries the next run can use: last action at or after `horizon`, the newest `cap` of them."""

@@ -112,8 +112,9 @@ class SiteRun:
                 )
             yield from mapped.records()
             self.max_last_action = max(self.max_last_action, last_action)
-            if digest is not None and last_action >= self._horizon():  # older: not kept for the next run
-                self.recent_visits.remember(idvisit, last_action, digest)
+            horizon = self._horizon()
+            if digest is not None and last_action >= horizon:  # older: not kept for the next run
+                self.recent_visits.remember(idvisit, last_action, digest, horizon=horizon)
             self.visits_emitted += 1
             self.actions_emitted += len(mapped.actions)
             counts[0] += 1
