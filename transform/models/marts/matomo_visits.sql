@@ -2,9 +2,9 @@
 -- site-local day of its last action, action counts per type and revenue. An incremental run
 -- recomputes only the visits whose rows `matomo` replaced since the last run (their rows loaded
 -- since, through the `loaded_at` indexes, within the weeks those rows are in, less the visits
--- already counted as they are). A visit whose day
--- changed (a hit after midnight with create_new_visit_after_midnight=0) keeps the day it left in
--- `previous_site_day`, which matomo_daily then recomputes; null otherwise, and on a rebuild.
+-- already counted as they are). A visit whose day changed (a hit after midnight with
+-- create_new_visit_after_midnight=0) keeps the day it left in `previous_site_day`, which
+-- matomo_daily then recomputes; null otherwise, and on a rebuild.
 {{
   config(
     materialized='incremental',
