@@ -40,7 +40,7 @@ from benchmarks.run import (
     create_like_matomo,
     loaded,
     machine,
-    meltano_env,
+    project_env,
     server_settings,
     tap_config,
 )
@@ -153,15 +153,13 @@ def workload(tmp: Path, dbs: Databases, server: LocalPostgres, days: int, per_da
     hourly: list[Run] = []
     try:
         # As in a user's project: one warehouse database (emptied before each run here) and one dbt
-        # target folder kept between runs, so dbt parses partially, as after the user's previous run.
+        # target folder kept between runs (project_env), so dbt parses partially.
         target = tmp / f"dbt-target-{server.port}-{per_day}"
         el_target = tmp / f"dbt-el-{server.port}-{per_day}"
         for repeat in range(REPEATS):
             name = f"{server.port}-{per_day}-{repeat}"  # the Meltano state of this run only: a first load
             job_db = dbs.fresh(f"job_{per_day}")
-            env = meltano_env(tmp, sim, job_db, days, f"job-{name}") | {"DBT_TARGET_PATH": str(target)}
-            if repeat == 0:
-                run([str(BIN / "meltano"), "invoke", "dbt-postgres", "parse"], env)
+            env = project_env(tmp, sim, job_db, days, f"job-{name}", target)
             job = run(
                 [str(BIN / "meltano"), "run", "matomo-to-postgres"],
                 env,
@@ -179,9 +177,7 @@ def workload(tmp: Path, dbs: Databases, server: LocalPostgres, days: int, per_da
             hourly.append(with_dbt_timings(again, target))
 
             el_db = dbs.fresh(f"el_{per_day}")
-            env = meltano_env(tmp, sim, el_db, days, f"el-{name}") | {"DBT_TARGET_PATH": str(el_target)}
-            if repeat == 0:
-                run([str(BIN / "meltano"), "invoke", "dbt-postgres", "parse"], env)
+            env = project_env(tmp, sim, el_db, days, f"el-{name}", el_target)
             el = run(
                 [str(BIN / "meltano"), "run", "tap-matomo", "target-postgres"],
                 env,
