@@ -13,7 +13,14 @@ gzipped by the tap. Overrides of hooks the SDK and upstream document for this pu
   `_sdc_batched_at` and `_sdc_sync_started_at`), loads them through upstream's `process_batch`
   (temp table, COPY, upsert) and deletes each file once its rows are committed.
 - `upsert`: upstream's insert-or-update on the key as one statement that never lets an older
-  extraction overwrite a newer one (two loads of one visit at once).
+  extraction overwrite a newer one (two loads of one visit at once), and a row of the load ledger
+  (below) in the same transaction.
+
+The load ledger (`<schema>.load_ledger`): one row per committed batch, written in the batch's own
+transaction, with the batch's `_sdc_batched_at` range and the transaction's id. `_sdc_batched_at` is
+stamped before a batch commits, so a batch that commits late (behind a lock, a stalled loader) holds
+batch times older than loads that committed before it; the dbt models find such a batch by its
+transaction id, which PostgreSQL's snapshots order by completion (transform/macros/load_marks.sql).
 """
 
 from __future__ import annotations
@@ -51,6 +58,9 @@ def local_path(url: str) -> Path:
 
 #: Loaders of one database create and alter its tables one at a time (advisory lock key).
 DDL_LOCK_KEY = "tap-matomo loader ddl"
+#: The load ledger's table, in the loader's schema (see the module's docstring).
+LEDGER_TABLE = "load_ledger"
+BATCHED_AT = "_sdc_batched_at"
 
 
 class MatomoPostgresSink(PostgresSink):
@@ -68,8 +78,42 @@ class MatomoPostgresSink(PostgresSink):
                     sqlalchemy.text("select pg_advisory_xact_lock(hashtext(:key))"), {"key": DDL_LOCK_KEY}
                 )
                 super().setup()
+                connection.execute(sqlalchemy.text(self.ledger_ddl(connection.dialect.identifier_preparer.quote)))
         finally:
             engine.dispose()
+
+    def ledger_ddl(self, quote: t.Callable[[str], str]) -> str:
+        """The ledger beside the stream's table, created when missing (looked up first: `create ... if not
+        exists` would lock the table against a loader writing its ledger row); `xid` (64-bit, never wraps)
+        is the writing transaction's id."""
+        table = f"{quote(self.schema_name)}.{quote(LEDGER_TABLE)}" if self.schema_name else quote(LEDGER_TABLE)
+        name = table.replace("'", "''")
+        return (
+            f"do $$ begin if to_regclass('{name}') is null then"
+            f" create table {table} (stream text not null, batched_from timestamp, batched_to timestamp,"
+            " rows bigint not null, xid xid8 not null default pg_current_xact_id(),"
+            " started_at timestamptz not null default now());"
+            f" create index load_ledger_xid_idx on {table} (xid);"
+            " end if; end $$"
+        )
+
+    def record_load(self, from_table: sqlalchemy.Table, connection: sqlalchemy.engine.Connection) -> None:
+        """The batch's ledger row, in the batch's transaction: committed with its rows, or not at all."""
+        if BATCHED_AT not in from_table.columns:
+            return
+        batched = from_table.columns[BATCHED_AT]
+        rows = sqlalchemy.select(
+            sqlalchemy.literal(self.stream_name),
+            sqlalchemy.func.min(batched),
+            sqlalchemy.func.max(batched),
+            sqlalchemy.func.count(),
+        ).select_from(from_table)
+        ledger = sqlalchemy.table(
+            LEDGER_TABLE,
+            *(sqlalchemy.column(name) for name in ("stream", "batched_from", "batched_to", "rows")),
+            schema=self.schema_name,
+        )
+        connection.execute(ledger.insert().from_select(["stream", "batched_from", "batched_to", "rows"], rows))
 
     @override
     def upsert(
@@ -91,17 +135,20 @@ class MatomoPostgresSink(PostgresSink):
         visit's newest extraction whole (its rows all carry that load's start).
         """
         if self.append_only or SYNC_STARTED_AT not in to_table.columns:
-            return t.cast("int | None", super().upsert(from_table, to_table, schema, join_keys, connection))
-        names = [column.name for column in from_table.columns]
-        insert = postgresql.insert(to_table).from_select(names, sqlalchemy.select(*from_table.columns))
-        current, incoming = to_table.columns[SYNC_STARTED_AT], insert.excluded[SYNC_STARTED_AT]
-        statement = insert.on_conflict_do_update(
-            index_elements=list(join_keys),
-            set_={name: insert.excluded[name] for name in names if name not in join_keys},
-            where=sqlalchemy.or_(current.is_(None), incoming.is_(None), current <= incoming),
-        )
-        connection.execute(statement)
-        return None
+            result = t.cast("int | None", super().upsert(from_table, to_table, schema, join_keys, connection))
+        else:
+            names = [column.name for column in from_table.columns]
+            insert = postgresql.insert(to_table).from_select(names, sqlalchemy.select(*from_table.columns))
+            current, incoming = to_table.columns[SYNC_STARTED_AT], insert.excluded[SYNC_STARTED_AT]
+            statement = insert.on_conflict_do_update(
+                index_elements=list(join_keys),
+                set_={name: insert.excluded[name] for name in names if name not in join_keys},
+                where=sqlalchemy.or_(current.is_(None), incoming.is_(None), current <= incoming),
+            )
+            connection.execute(statement)
+            result = None
+        self.record_load(from_table, connection)  # last: the ledger is written from here to the commit only
+        return result
 
     @override
     def bulk_insert_records(

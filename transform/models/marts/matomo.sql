@@ -26,6 +26,7 @@
     unique_key=['action_id', 'action_timestamp'],
     partition_indexes=indexes,
     on_schema_change='append_new_columns',
+    post_hook="{{ matomo_commit_load_mark(this) }}",
   )
 }}
 {%- set staging = ref('stg_matomo__visits_actions') -%}
@@ -33,10 +34,11 @@
 {%- set columns = adapter.get_columns_in_relation(staging) | map(attribute='name')
                   | reject('in', helper_columns) | list if execute else [] -%}
 
+{%- set since = matomo_reload_since(this, incremental=matomo_is_incremental()) %}
 with
 {% if matomo_is_incremental() %}
-{%- set since = matomo_reload_since(this) %}
--- The visits with a raw row loaded since the watermark (less the overlap) that this table does not
+-- The visits with a raw row loaded since the watermark (the loads committed since the last read, and
+-- the overlap) that this table does not
 -- hold yet as loaded: a row it holds with the same action_id and load time is the same version
 -- (the loader stamps every upserted row with its batch time), and a row of an older extraction
 -- than its visit's latest never reaches it (the newer extraction's rows were loaded later, so

@@ -11,14 +11,14 @@
     unique_key=['idsite', 'site_day'],
     on_schema_change='append_new_columns',
     indexes=[{'columns': ['idsite', 'site_day'], 'unique': True}, {'columns': ['loaded_at']}],
-    post_hook="delete from {{ this }} where nb_visits = 0",
+    post_hook=["delete from {{ this }} where nb_visits = 0", "{{ matomo_commit_load_mark(this) }}"],
   )
 }}
 
 -- depends_on: {{ ref('matomo_reconcile_log') }}
 
+{%- set since = matomo_reload_since(this, [ref('matomo_visits'), ref('matomo_reconcile_log')], is_incremental()) -%}
 {% if is_incremental() %}
-{%- set since = matomo_reload_since(this) -%}
 with touched_days as (
     select distinct idsite, site_day
     from {{ ref('matomo_visits') }}

@@ -20,6 +20,7 @@
     post_hook=[
       "{{ matomo_reconcile_guard(this) }}",
       "{{ matomo_delete_gone_visits(this) }}",
+      "{{ matomo_commit_load_mark(this) }}",
     ],
   )
 }}
@@ -27,6 +28,7 @@
 {#- The tap emits reconciled_days in reconcile mode only: until a first reconcile run, no listing. -#}
 {%- set listings = source('matomo_raw', 'reconciled_days') -%}
 {%- set listed_yet = (load_relation(listings) is not none) if execute else true %}
+{%- set since = matomo_reload_since(this, incremental=is_incremental()) %}
 
 with listed as (
     {% if not listed_yet -%}
@@ -43,7 +45,7 @@ with listed as (
         (_sdc_batched_at at time zone 'UTC')::timestamptz as loaded_at
     from {{ listings }}
     {% if is_incremental() %}
-    where (_sdc_batched_at at time zone 'UTC')::timestamptz > {{ matomo_reload_since(this) }}
+    where (_sdc_batched_at at time zone 'UTC')::timestamptz > {{ since }}
     {% endif %}
     order by idsite, site_day, _sdc_batched_at desc
     {%- endif %}

@@ -16,11 +16,12 @@
       {'columns': ['loaded_at']},
       {'columns': ['idsite', 'site_day']},
     ],
+    post_hook="{{ matomo_commit_load_mark(this) }}",
   )
 }}
 
+{%- set since = matomo_reload_since(this, [ref('matomo')], is_incremental()) -%}
 {% if is_incremental() %}
-{%- set since = matomo_reload_since(this) -%}
 {%- set window = matomo_visits_window(ref('matomo'), 'action_timestamp', 'loaded_at > ' ~ since) -%}
 -- A visit whose rows loaded since are as this table last counted them (the same newest load time,
 -- as many rows) is skipped: `matomo` replaced nothing of it, so a run with nothing new writes nothing.
