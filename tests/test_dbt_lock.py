@@ -82,3 +82,18 @@ def test_a_writing_command_behind_global_options_waits_then_gives_up_with_one_li
     bad = dbt_pgurl(database, tmp_path, "build", timeout="soon")
     assert bad.returncode == 2
     assert bad.stderr.strip() == "MATOMO_DBT_LOCK_TIMEOUT: 'soon' is not a number of seconds above 0"
+
+
+def test_a_writing_command_that_cannot_take_the_lock_stops_with_one_line(database: str, tmp_path: Path) -> None:
+    """dbt never runs unlocked: a warehouse that refuses the lock's connection stops the command."""
+    refused = database.replace("://postgres@", "://no_such_role:wrong-secret@", 1)
+    done = dbt_pgurl(refused, tmp_path, "build")
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(
+        "dbt: cannot connect to PostgreSQL (PGDATABASE, or PGHOST, PGPORT, PGUSER, PGPASSWORD): "
+    )
+    assert "no_such_role" in lines[0]
+    assert "wrong-secret" not in done.stderr + done.stdout
+    assert not (tmp_path / "logs").exists()  # dbt itself never started

@@ -22,6 +22,8 @@ READ_ONLY_COMMANDS = frozenset(
 # two at once on one warehouse would swap the same views and partitions under each other (dbt's view
 # materialization renames through a fixed backup name).
 DBT_LOCK_KEY = "tap-matomo dbt"
+#: Where the connection comes from, named in the one line a connection failure prints.
+CONNECTION_SETTINGS = "PGDATABASE, or PGHOST, PGPORT, PGUSER, PGPASSWORD"
 #: How long a writing dbt command waits for another one to finish, in seconds.
 LOCK_TIMEOUT_VAR = "MATOMO_DBT_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 3600
@@ -34,6 +36,14 @@ def apply_to_environment() -> None:
     except ConnectionURLError as exc:
         sys.stderr.write(f"{exc}\n")
         raise SystemExit(2) from None
+
+
+def one_line(error: BaseException) -> str:
+    """A driver's connection error as one line: libpq's message spreads over several, and SQLAlchemy adds
+    a link to its docs. libpq's messages never hold the password."""
+    reason = getattr(error, "orig", None) or error
+    lines = [line.strip() for line in str(reason).splitlines() if line.strip()]
+    return " ".join(line for line in lines if not line.startswith("(Background on this error"))
 
 
 def dbt_subcommand(cli: click.Group, args: t.Sequence[str]) -> str | None:
@@ -71,21 +81,22 @@ def lock_timeout() -> float:
     return seconds
 
 
-def hold_dbt_lock(timeout: float) -> psycopg.Connection[t.Any] | None:
+def hold_dbt_lock(timeout: float) -> psycopg.Connection[t.Any]:
     """Wait up to `timeout` seconds for, then hold until this process ends, the warehouse's
     one-writing-dbt-run-at-a-time lock.
 
     Runs started together (the hourly job and the nightly reconcile, a retried Dagster step) queue
     instead of failing. A session lock on its own connection: released when the process ends, even
-    on kill -9 (the server drops a closed connection's locks). None when no connection can be made:
-    dbt then reports why itself.
+    on kill -9 (the server drops a closed connection's locks). A warehouse that cannot be reached or
+    refuses the connection stops the command with one line: dbt never runs without the lock.
     """
     import psycopg  # imported when a lock is needed only
 
     try:
         connection = psycopg.connect("", autocommit=True, application_name="dbt lock (tap-matomo)")
-    except psycopg.Error:
-        return None
+    except psycopg.Error as exc:
+        sys.stderr.write(f"dbt: cannot connect to PostgreSQL ({CONNECTION_SETTINGS}): {one_line(exc)}\n")
+        raise SystemExit(2) from None
     if connection.execute("select pg_try_advisory_lock(hashtext(%s))", (DBT_LOCK_KEY,)).fetchone() == (True,):
         return connection
     sys.stderr.write("waiting for another dbt run on this database to finish\n")

@@ -11,7 +11,7 @@ import sys
 
 import psycopg
 import sqlalchemy
-from pgurl.entrypoints import apply_to_environment
+from pgurl.entrypoints import CONNECTION_SETTINGS, apply_to_environment, one_line
 from singer_sdk.contrib.msgspec import MsgSpecReader
 from target_postgres.target import TargetPostgres
 
@@ -25,10 +25,6 @@ class TargetPostgresMatomo(TargetPostgres):
     default_sink_class = MatomoPostgresSink
 
 
-#: Where the connection comes from, named in the one line a connection failure prints.
-CONNECTION_SETTINGS = "PGDATABASE, or PGHOST, PGPORT, PGUSER, PGPASSWORD"
-
-
 def main() -> None:
     """`target-postgres-matomo`: libpq's variables from PGDATABASE, then the target's CLI.
 
@@ -40,10 +36,7 @@ def main() -> None:
     try:
         TargetPostgresMatomo.cli()
     except (sqlalchemy.exc.OperationalError, psycopg.OperationalError) as exc:
-        reason = getattr(exc, "orig", None) or exc
-        lines = [line.strip() for line in str(reason).splitlines() if line.strip()]
-        message = " ".join(line for line in lines if not line.startswith("(Background on this error"))
         logging.getLogger(TargetPostgresMatomo.name).error(
-            "target-postgres failed: PostgreSQL (%s): %s", CONNECTION_SETTINGS, message
+            "target-postgres failed: PostgreSQL (%s): %s", CONNECTION_SETTINGS, one_line(exc)
         )
         sys.exit(1)
