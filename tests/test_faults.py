@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 from matomo_simulator import Fault, MatomoSimulator
+from tap_matomo.client import retry_after
 
 from tests.helpers import TOKEN, run_tap
 
@@ -122,3 +126,37 @@ def test_unreachable_url_fails_after_retries(tmp_path: Path) -> None:
     )
     assert run.returncode != 0
     assert any("Connection" in line or "connect" in line for line in run.error_lines()), run.stderr[-2000:]
+
+
+@pytest.mark.unit
+def test_retry_after_is_read_in_seconds_and_as_an_http_date() -> None:
+    now = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    assert retry_after("7", now) == 7.0
+    assert retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == 90.0
+    assert retry_after(format_datetime(now - timedelta(seconds=90), usegmt=True), now) == 0.0  # already past
+    assert retry_after("soon", now) is None
+    assert retry_after(None, now) is None
+
+
+def test_every_attempt_keeps_the_rate_limit_and_retry_after_is_obeyed_in_both_forms_up_to_its_cap(
+    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path
+) -> None:
+    """429s under 4 parallel requests: the retries go through the limiter like any request, so the server
+    never sees two requests closer than 60 / max_requests_per_minute seconds; a Retry-After an hour away
+    waits only max_retry_after_seconds."""
+    per_minute = 150  # a request every 0.4 s
+    in_an_hour = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
+    simulator.inject(Fault("rate_limit", times=3, retry_after=1))
+    simulator.inject(Fault("rate_limit", times=2, retry_after=in_an_hour))
+    started = time.monotonic()
+    config = {**tap_config, "site_ids": [3], "max_requests_per_minute": per_minute, "max_retry_after_seconds": 2}
+    run = run_tap(tmp_path, config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert simulator.faults == [], "the faults were never served"
+    assert time.monotonic() - started < 120  # the hour-long Retry-After was capped
+    assert "Retrying in 2." in run.stderr  # the cap, plus jitter
+    assert {r["action_id"] for r in run.records()} == set(simulator.world.truth(3))
+    arrivals = sorted(r.at for r in simulator.requests)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert len(arrivals) >= 10
+    assert min(gaps) >= 60 / per_minute - 0.05, sorted(gaps)[:5]

@@ -65,7 +65,8 @@ class Fault:
     idsite: int | None = None
     status: int = 500
     delay: float = 0.0
-    retry_after: int = 1
+    #: Seconds, or an HTTP date (`email.utils.format_datetime(..., usegmt=True)`), as RFC 9110 allows.
+    retry_after: int | str = 1
     message: str = ""
     transform: t.Callable[[t.Any], t.Any] | None = None
 
@@ -76,6 +77,8 @@ class RecordedRequest:
     raw_url: str
     params: dict[str, str]
     token_in_body: bool
+    #: When it arrived (time.monotonic()): the request rate a client kept.
+    at: float = 0.0
 
 
 class MatomoSimulator:
@@ -360,7 +363,9 @@ def _handler_for(sim: MatomoSimulator) -> type[BaseHTTPRequestHandler]:
         def _serve(self, form: dict[str, str]) -> None:
             parts = urlsplit(self.path)
             params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-            sim.requests.append(RecordedRequest(self.command, self.path, params, "token_auth" in form))
+            sim.requests.append(
+                RecordedRequest(self.command, self.path, params, "token_auth" in form, time.monotonic())
+            )
             method = params.get("method", "")
             if "token_auth" in params:
                 sim.token_in_url = True

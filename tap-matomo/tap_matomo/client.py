@@ -12,6 +12,8 @@ import random
 import re
 import typing as t
 import weakref
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from functools import cached_property
 from http import HTTPStatus
 from importlib.metadata import version
@@ -22,10 +24,11 @@ import requests
 from singer_sdk import metrics
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.streams import RESTStream
-from singer_sdk.streams.rest import HTTPRequest, PageContext
+from singer_sdk.streams.rest import PageContext
 
+from tap_matomo import clock
 from tap_matomo.compat import override
-from tap_matomo.throttle import RequestRateLimiter
+from tap_matomo.throttle import RateLimitedAdapter, RequestRateLimiter
 
 if t.TYPE_CHECKING:
     from backoff.types import Details
@@ -135,9 +138,15 @@ class MatomoStream(RESTStream):
         return f"tap-matomo/{version('tap-matomo')} (+singer-sdk)"
 
     @override
-    def get_http_request(self, *, page: PageContext[t.Any]) -> HTTPRequest:
-        self.rate_limiter.wait()  # once per request, whichever stream or thread builds it
-        return super().get_http_request(page=page)
+    @property
+    def requests_session(self) -> requests.Session:
+        """The SDK's session, its transport waiting for the run's rate limiter before every attempt."""
+        session = super().requests_session
+        if not isinstance(session.get_adapter("https://"), RateLimitedAdapter):
+            adapter = RateLimitedAdapter(self.rate_limiter)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        return session
 
     def build_page_request(self, context: Context | None, token: t.Any) -> requests.PreparedRequest:
         """The prepared request for one page, built as the SDK's own paging loop builds it."""
@@ -243,9 +252,9 @@ class MatomoStream(RESTStream):
 
         def wait(exception: Exception) -> float:
             response = getattr(exception, "response", None)
-            retry_after = response.headers.get("Retry-After") if response is not None else None
-            if retry_after and retry_after.isdigit():
-                return float(retry_after)
+            asked = retry_after(response.headers.get("Retry-After") if response is not None else None)
+            if asked is not None:
+                return min(asked, float(self.config["max_retry_after_seconds"]))
             return float(base * 2 ** next(attempts))
 
         return self.backoff_runtime(value=wait)
@@ -265,6 +274,21 @@ class MatomoStream(RESTStream):
             _safe_error(error if isinstance(error, BaseException) else None, self.config["token_auth"]),
             level=logging.WARNING,
         )
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header: a number of seconds or an HTTP date (RFC 9110);
+    None when absent or unreadable (the usual backoff applies)."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is GMT
+        return None
+    return max(0.0, (when - (now or clock.utc_now())).total_seconds())
 
 
 def _safe_error(exc: BaseException | None, secret: str | None) -> str:

@@ -100,6 +100,13 @@ SCHEMA = th.PropertiesList(
         description="First wait before a retry in milliseconds, doubled each time (Retry-After wins when sent)",
     ),
     th.Property(
+        "max_retry_after_seconds",
+        th.IntegerType(minimum=0),
+        default=300,
+        title="Max Retry-After (s)",
+        description="Longest wait a 429 or 503 answer's Retry-After (seconds or an HTTP date) is obeyed for",
+    ),
+    th.Property(
         "max_parallel_requests",
         th.IntegerType(minimum=1),
         default=4,

@@ -1,14 +1,22 @@
 """`max_requests_per_minute`: requests to Matomo spaced evenly, across every stream and thread of a run.
 
 Matomo Cloud documents 200 Live requests a minute per IP; a self-hosted Matomo may have its own
-proxy limits. Each request waits for its slot, 60/N seconds after the previous one's; retries of
-a failed request wait their backoff instead (and a 429's Retry-After), not a slot.
+proxy limits. Every attempt waits for its slot, 60/N seconds after the previous one's: a retry
+waits its backoff (or a 429's Retry-After), then a slot like any request. The wait happens in the
+session's transport adapter, which every request of every stream goes through, whoever sends it
+(the SDK's paging loop or a stream's parallel pages).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import typing as t
+
+from requests.adapters import HTTPAdapter
+
+if t.TYPE_CHECKING:
+    import requests
 
 
 class RequestRateLimiter:
@@ -29,3 +37,15 @@ class RequestRateLimiter:
             self._next = start + self.interval
         if start > now:
             time.sleep(start - now)
+
+
+class RateLimitedAdapter(HTTPAdapter):
+    """requests' HTTP adapter, each send (each attempt) first waiting for a slot of `limiter`."""
+
+    def __init__(self, limiter: RequestRateLimiter) -> None:
+        super().__init__()
+        self.limiter = limiter
+
+    def send(self, request: requests.PreparedRequest, *args: t.Any, **kwargs: t.Any) -> requests.Response:  # type: ignore[override]
+        self.limiter.wait()
+        return super().send(request, *args, **kwargs)
