@@ -15,6 +15,8 @@ import typing as t
 
 from requests.adapters import HTTPAdapter
 
+from tap_matomo.compat import override
+
 if t.TYPE_CHECKING:
     import requests
 
@@ -46,6 +48,7 @@ class RateLimitedAdapter(HTTPAdapter):
         super().__init__()
         self.limiter = limiter
 
-    def send(self, request: requests.PreparedRequest, *args: t.Any, **kwargs: t.Any) -> requests.Response:  # type: ignore[override]
+    @override
+    def send(self, request: requests.PreparedRequest, *args: t.Any, **kwargs: t.Any) -> requests.Response:
         self.limiter.wait()
         return super().send(request, *args, **kwargs)
