@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import typing as t
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import pytest
 from dagster_dbt import DbtProject
 from matomo_orchestrate import dbt_models, raw_assets
@@ -310,6 +312,40 @@ def test_a_shard_killed_mid_run_is_run_again_at_once(project: MatomoSimulator) -
     order = [kind for kind, _step in step_events(result, SHARD_STEP)]
     assert order == ["STEP_START", "STEP_SUCCESS"] * 3, order
     assert_exactly_the_truth(sim)
+
+
+def test_a_shard_whose_process_dies_before_it_reports_is_retried(project: MatomoSimulator) -> None:
+    """kill -9 of a shard's Pipes bridge (as the out-of-memory killer would): the step is retried, not failed."""
+    victim = "shard_1"
+    killed: list[int] = []
+
+    def kill_the_bridge() -> None:
+        deadline = time.monotonic() + 300
+        while not killed and time.monotonic() < deadline:
+            for process in psutil.process_iter(["cmdline"]):
+                command = process.info["cmdline"] or []
+                if "matomo_orchestrate.meltano_pipes" in command and victim in command:
+                    process.kill()
+                    killed.append(process.pid)
+                    return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_the_bridge, daemon=True)
+    killer.start()
+    result = run_cycle()
+    killer.join()
+    assert killed, "the bridge was never seen"
+    assert result.success
+    steps = step_times(result, SHARD_STEP)
+    assert [kind for kind, _ in steps[shard_step(victim)]] == [
+        "STEP_START",
+        "STEP_UP_FOR_RETRY",
+        "STEP_RESTARTED",
+        "STEP_SUCCESS",
+    ]
+    errors = [r.user_message for r in result.events if r.level >= logging.ERROR]  # type: ignore[attr-defined]
+    assert any(m.startswith(f"{victim}: the shard's process ended before it reported") for m in errors), errors
+    assert_exactly_the_truth(project)
 
 
 def busy_site_state(sites: list[int], busy: list[int]) -> dict:

@@ -125,16 +125,28 @@ def extract_shard_op(pool: str) -> dg.OpDefinition:
         )
         bridge = [sys.executable, "-m", "matomo_orchestrate.meltano_pipes", project.executable, *args]
         started = time.monotonic()
-        completed = pipes_subprocess_client.run(
-            context=context, command=dying_with_this_process(bridge), env=env, cwd=str(project.root)
-        )
-        (report,) = completed.get_custom_messages()
-        if report["exit_code"] != 0:
-            error = MeltanoError(f"meltano run failed (exit {report['exit_code']}): {report['error'] or 'no output'}")
-            context.log.error(f"{shard.name}: {error}")
+        try:
+            completed = pipes_subprocess_client.run(
+                context=context, command=dying_with_this_process(bridge), env=env, cwd=str(project.root)
+            )
+            reports = completed.get_custom_messages()
+        except Exception as exc:  # Pipes raises (its error class is not public API) when the bridge died early
+            reports, died = [], str(exc)
+        else:
+            died = "it exited without a report"
+        if len(reports) != 1:
+            failure = MeltanoError(f"the shard's process ended before it reported ({died}); Meltano's run died with it")
+        elif reports[0]["exit_code"] != 0:
+            report = reports[0]
+            failure = MeltanoError(f"meltano run failed (exit {report['exit_code']}): {report['error'] or 'no output'}")
+        else:
+            failure = None
+        if failure is not None:
+            context.log.error(f"{shard.name}: {failure}")
             raise dg.RetryRequested(
                 max_retries=shard_settings.max_retries(), seconds_to_wait=shard_settings.seconds_between_retries()
-            ) from error
+            ) from failure
+        (report,) = reports
         bookmarks = visit_bookmarks(project.get_state(project.state_id(shard.extractor, LOADER, shard.name)))
         run = ShardRun(
             shard=shard.name,
