@@ -148,6 +148,14 @@ def test_a_second_run_the_same_day_reads_only_what_was_not_final(
         for period, b in p.get("periods", {}).items()
         for start in b["pending"]
     }
+    report_partitions = [
+        p
+        for stream, bookmark in first.state["bookmarks"].items()
+        if stream.startswith("report_")
+        for p in bookmark.get("partitions", [])
+    ]
+    assert report_partitions
+    assert not [p for p in report_partitions if "replication_key_value" in p]  # one bookmark: the periods
     since = len(simulator.requests)
     second = run_tap(tmp_path, report_config, first.state)
     assert second.returncode == 0, second.stderr[-3000:]

@@ -5,7 +5,9 @@ site's bookmark and the digests of its recent visits. A shard's state is that of
 extracts; when a site changes shard (a new shard count, edited lists, or the move from one
 unsharded job to shards), its partition must follow it, or the new shard would extract the site
 again from `start_date`. Here: given every state and the plan, each shard's new state, holding
-for each of its sites the most advanced partition found in any state.
+for each of its sites the most advanced partition found in any state; a report stream's partition
+(its periods read, and those whose answer was not final yet) merged from every copy, so that no
+pending period is dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import typing as t
 from datetime import UTC, datetime
 
 State = dict[str, t.Any]
+#: Where a report stream keeps its per-site state (tap_matomo.report_streams.PERIODS_KEY).
+REPORT_PERIODS_KEY = "periods"
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 
 
@@ -42,14 +46,34 @@ def _progress(partition: dict[str, t.Any]) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _merged_periods(copies: list[dict[str, t.Any]]) -> dict[str, t.Any]:
+    """One report partition from every copy of it: per period type, the newest `through` (with the day its
+    trailing window was read), and every period any copy still has pending (read again rather than lost)."""
+    merged = copy.deepcopy(copies[0])
+    periods: dict[str, dict[str, t.Any]] = {}
+    for partition in copies:
+        for period, bookmark in partition.get(REPORT_PERIODS_KEY, {}).items():
+            best = periods.setdefault(period, copy.deepcopy(bookmark))
+            if (bookmark.get("through") or "") > (best.get("through") or ""):
+                best |= {"through": bookmark.get("through"), "refreshed_on": bookmark.get("refreshed_on")}
+            best["pending"] = sorted(set(best.get("pending", [])) | set(bookmark.get("pending", [])))
+    merged[REPORT_PERIODS_KEY] = periods
+    return merged
+
+
 def most_advanced(states: t.Mapping[str, State]) -> dict[tuple[str, int], dict[str, t.Any]]:
-    """For each (stream, site), the partition with the latest bookmark among all the states."""
-    best: dict[tuple[str, int], dict[str, t.Any]] = {}
+    """For each (stream, site), its partition as the states hold it: the raw log's with the latest bookmark;
+    a report's (its per-period state, no SDK bookmark) merged from every copy."""
+    copies: dict[tuple[str, int], list[dict[str, t.Any]]] = {}
     for state in states.values():
         for stream, idsite, partition in _partitions(state):
-            key = (stream, idsite)
-            if key not in best or _progress(partition) > _progress(best[key]):
-                best[key] = partition
+            copies.setdefault((stream, idsite), []).append(partition)
+    best: dict[tuple[str, int], dict[str, t.Any]] = {}
+    for key, found in copies.items():
+        if any(REPORT_PERIODS_KEY in partition for partition in found):
+            best[key] = _merged_periods(found)
+        else:
+            best[key] = max(found, key=_progress)  # the first of equals, as the states are listed
     return best
 
 

@@ -110,8 +110,8 @@ class ReportStream(PluginStream):
     """One Matomo report (a `ReportSpec`): its rows for every period the site's state says to read."""
 
     primary_keys = KEY
-    replication_key = "period_start"
-    is_sorted = False  # periods of several types interleave
+    # No SDK replication key: the per-period state below is the one bookmark (an SDK one beside it would
+    # be a second, which a reshard could pick instead).
     ledger: ReportLedger
     _request_counter: metrics.Counter
 
