@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PLUGINS_STAMP := .meltano/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo dagster test test-fast lint install clean
+.PHONY: demo dagster test test-clock test-fast lint install clean
 
 # uv installs the dev venv (Meltano installs the plugins' venvs with uv too): several times faster than pip.
 UV_VERSION := 0.13.9
@@ -54,6 +54,17 @@ lint: $(STAMP)
 # run directory (tests/pipeline.py), so runs on both workers cannot collide.
 test: lint install
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(MAKE) --no-print-directory test-clock
+
+# The tests that depend on the time of day (marker `clock`) again as if it were each of these UTC times
+# (MATOMO_TEST_CLOCK, tests/conftest.py): sites in New York and Kolkata are on another day than UTC's
+# for hours, days and weeks close at different instants.
+TEST_CLOCKS := 00:30 04:45 18:45 23:30
+test-clock: install
+	@for at in $(TEST_CLOCKS); do \
+		echo "tap-matomo: the time-of-day tests at $$at UTC"; \
+		MATOMO_TEST_CLOCK=$$at $(BIN)/python -m pytest -n 2 --dist loadfile -m clock -q || exit 1; \
+	done
 
 # The inner loop: lint and the tests marked `unit` (no PostgreSQL, Meltano, dbt or Dagster), in under a minute.
 test-fast: lint

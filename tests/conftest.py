@@ -4,13 +4,15 @@ and `LoadedProject`: one job run per module whose database and Meltano state eac
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -18,11 +20,36 @@ import pytest
 from matomo_orchestrate.meltano import isolated_sys_dir
 from matomo_simulator import MatomoSimulator, World
 from psycopg import sql
+from tap_matomo import clock
 
 from devenv.net import free_port
 from devenv.postgres import LocalPostgres
 from tests.helpers import TOKEN
 from tests.pipeline import Meltano
+
+#: `MATOMO_TEST_CLOCK=HH:MM` runs the suite as if it were that UTC time of the real day (see pytest_configure).
+TEST_CLOCK_VARIABLE = "MATOMO_TEST_CLOCK"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's one clock: with MATOMO_TEST_CLOCK=HH:MM, MATOMO_NOW (tap_matomo/clock.py) is set to that
+    UTC time of today, running on from the moment it is set, for this process and all it starts (xdist's
+    workers, which inherit it, the tap, Meltano, the simulator). Set before collection, so that module
+    constants computed from the time follow it too. Tests read the time through `clock.utc_now()`."""
+    wanted = os.environ.get(TEST_CLOCK_VARIABLE, "").strip()
+    if not wanted or os.environ.get(clock.NOW_VARIABLE):
+        return
+    try:
+        hour, minute = (int(part) for part in wanted.split(":"))
+        instant = clock.utc_now().replace(hour=hour, minute=minute, second=0, microsecond=0)
+    except ValueError:
+        raise pytest.UsageError(f"{TEST_CLOCK_VARIABLE}: {wanted!r} is not a UTC time as HH:MM") from None
+    os.environ[clock.NOW_VARIABLE] = f"{instant.isoformat()}@{time.time()}"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"clock: {os.environ.get(clock.NOW_VARIABLE) or 'real time'} ({clock.NOW_VARIABLE})"
+
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "tests" / "fixtures" / "matomo-5.0.2"
@@ -35,7 +62,7 @@ def load_sample(name: str) -> object:
 def three_day_world() -> World:
     """Three days of visits up to a minute ago, on the four built-in sites (UTC, New York, Kolkata, UTC-3)."""
     world = World(seed=7, max_actions_per_visit=40)
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     world.generate(now - timedelta(days=2, hours=12), now - timedelta(minutes=1), visits_per_day=40)
     return world
 

@@ -15,14 +15,18 @@ from pathlib import Path
 import pytest
 import requests
 from matomo_simulator import MatomoSimulator, World
+from tap_matomo import clock
 
 from tests.helpers import TOKEN, latest_versions, run_tap
+
+#: Days, weeks and site-local calendars: run again at four UTC times (`make test-clock`).
+pytestmark = pytest.mark.clock
 
 
 def _busy_world(timezone: str = "UTC") -> World:
     world = World(seed=21)
     world.sites = {1: replace(world.sites[1], timezone=timezone)}
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     world.generate(now - timedelta(hours=30), now - timedelta(minutes=2), visits_per_day=300)
     return world
 
@@ -49,7 +53,7 @@ class Churn:
 
 def _just_after_midnight() -> str:
     """A Matomo offset timezone (`UTC+10`) whose local time is now between 00:00 and 01:00."""
-    hour = datetime.now(UTC).hour
+    hour = clock.utc_now().hour
     return f"UTC{-hour if hour <= 11 else 24 - hour:+d}"
 
 
@@ -71,7 +75,7 @@ def test_no_visit_lost_or_repeated_while_the_site_changes_under_paging(tmp_path:
         "token_auth": TOKEN,
         "page_size": 7,
         "max_parallel_requests": 4,  # days read at once while the site changes
-        "start_date": (datetime.now(UTC) - timedelta(days=2)).date().isoformat(),
+        "start_date": (clock.utc_now() - timedelta(days=2)).date().isoformat(),
     }
     with MatomoSimulator(world, {TOKEN: None}) as sim:
         sim.before_live_request.append(churn)
@@ -129,7 +133,7 @@ def test_the_same_churn_makes_a_plain_offset_loop_lose_visits(page_size: int) ->
     world = _busy_world()
     churn = Churn(world)
     with MatomoSimulator(world, {TOKEN: None}) as sim:
-        today = datetime.now(UTC).date().isoformat()
+        today = clock.utc_now().date().isoformat()
         before = {
             v.idvisit
             for v in world.visits.values()
@@ -144,7 +148,7 @@ def test_visits_leaving_a_crowded_second_while_it_is_read_by_offset(tmp_path: Pa
     """More visits share one second than a page holds, and some of them grow while the tap steps through it."""
     world = World(seed=5)
     world.sites = {1: world.sites[1]}
-    day = datetime.now(UTC).date() - timedelta(days=1)
+    day = clock.utc_now().date() - timedelta(days=1)
     second = int(datetime.combine(day, datetime.min.time(), tzinfo=UTC).timestamp()) + 12 * 3600
     burst = world.add_burst(1, second, 40)
     rng = random.Random(3)  # noqa: S311 - test data

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from matomo_simulator import Fault, MatomoSimulator
+from tap_matomo import clock
 from tap_matomo.client import retry_after
 
 from tests.helpers import TOKEN, run_tap
@@ -145,7 +146,7 @@ def test_every_attempt_keeps_the_rate_limit_and_retry_after_is_obeyed_in_both_fo
     never sees two requests closer than 60 / max_requests_per_minute seconds; a Retry-After an hour away
     waits only max_retry_after_seconds."""
     per_minute = 150  # a request every 0.4 s
-    in_an_hour = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
+    in_an_hour = format_datetime(clock.utc_now() + timedelta(hours=1), usegmt=True)
     simulator.inject(Fault("rate_limit", times=3, retry_after=1))
     simulator.inject(Fault("rate_limit", times=2, retry_after=in_an_hour))
     started = time.monotonic()

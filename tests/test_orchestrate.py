@@ -32,6 +32,7 @@ from matomo_orchestrate.shards import ShardPlan, shard_of
 from matomo_orchestrate.state_moves import resharded, visit_bookmarks
 from matomo_simulator import MatomoSimulator, World
 from matomo_simulator.server import Fault
+from tap_matomo import clock
 from tap_matomo.recent_visits import CAP as RECENT_CAP
 from tap_matomo.recent_visits import RecentVisits
 
@@ -49,7 +50,7 @@ def six_site_world() -> World:
     world = World(seed=12, max_actions_per_visit=30)
     extra = [replace(world.sites[n], idsite=n + 4, name=f"Copy of {n}") for n in (1, 2)]
     world.sites |= {site.idsite: site for site in extra}
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     world.generate(now - timedelta(hours=30), now - timedelta(minutes=1), visits_per_day=30)
     return world
 
@@ -63,7 +64,7 @@ def project(postgres: LocalPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyP
             "MATOMO_URL": sim.url,
             "MATOMO_KEY": TOKEN,
             "PGDATABASE": database,
-            "STARTDATE": (datetime.now(UTC) - timedelta(days=2)).date().isoformat(),
+            "STARTDATE": (clock.utc_now() - timedelta(days=2)).date().isoformat(),
             "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
             "MATOMO_SHARD_RUN_DIR": str(tmp_path / "shards"),
             "DBT_TARGET_PATH": str(tmp_path / "dbt-target"),
@@ -217,7 +218,7 @@ def test_three_shards_at_once_then_incremental_then_two_shards_keep_every_bookma
     assert not failed, failed
 
     # Second cycle: new visits; each shard reads from its sites' bookmarks only.
-    now = int(time.time())
+    now = int(clock.utc_now().timestamp())
     for site in SITES:
         sim.world.add_visit(site, now - 5, n_actions=2)
     since = len(sim.live_requests())
@@ -350,7 +351,7 @@ def test_a_shard_whose_process_dies_before_it_reports_is_retried(project: Matomo
 
 def busy_site_state(sites: list[int], busy: list[int]) -> dict:
     """The unsharded job's state, the `busy` sites at the tap's cap of recent visits (about 213 KB each)."""
-    bookmark = datetime.now(UTC).replace(microsecond=0)
+    bookmark = clock.utc_now().replace(microsecond=0)
     partitions = []
     for site in sites:
         recent = RecentVisits()
@@ -528,7 +529,7 @@ def test_after_a_cycle_the_ui_shows_each_asset_its_lineage_metadata_and_checks(
 def test_a_day_that_differs_from_matomo_turns_the_reconciliation_check_to_warn(project: MatomoSimulator) -> None:
     """Matomo purged a closed day's raw log after archiving it: its totals stay, the Live API has nothing."""
     sim = project
-    day = (datetime.now(UTC) - timedelta(days=2)).date()  # site 1 is UTC; STARTDATE is 2 days back
+    day = (clock.utc_now() - timedelta(days=2)).date()  # site 1 is UTC; STARTDATE is 2 days back
     noon = int(datetime(day.year, day.month, day.day, 12, tzinfo=UTC).timestamp())
     for minute in range(3):  # the world's visits are of the last 30 hours: these are the day's own
         sim.world.add_visit(1, noon + 60 * minute, n_actions=2)

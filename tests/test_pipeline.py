@@ -10,7 +10,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,6 +19,7 @@ import pytest
 from matomo_simulator import MatomoSimulator
 from matomo_simulator.render import render_visit
 from psycopg import sql
+from tap_matomo import clock
 
 from devenv.postgres import LocalPostgres
 from tests.conftest import TOKENS, LoadedProject, new_database, project_meltano, three_day_world
@@ -82,7 +83,7 @@ def test_rerun_keeps_no_duplicates_and_updates_grown_visits(
     assert all(bookmarks.values())
 
     world = simulator.world
-    now = int(datetime.now(UTC).timestamp())
+    now = int(clock.utc_now().timestamp())
     new = world.add_visit(1, now - 10)
     grown = max((v for v in world.visits.values() if v.idsite == 2), key=lambda v: v.last_action)
     world.grow_visit(grown.idvisit, now - 200, n_actions=2)
@@ -246,7 +247,7 @@ def test_a_successful_job_logs_no_warning_or_error(meltano: Meltano, simulator: 
     assert first.returncode == 0, first.stderr[-3000:]
     # Meltano's own notice on a first run, the one line it logs at warning level.
     assert alarming_lines(first) == ["[warning  ] meltano      No state was found, complete import."]
-    simulator.world.add_visit(1, int(time.time()) - 30)
+    simulator.world.add_visit(1, int(clock.utc_now().timestamp()) - 30)
     hourly = meltano.run("run", "matomo-to-postgres")
     assert hourly.returncode == 0, hourly.stderr[-3000:]
     assert alarming_lines(hourly) == []

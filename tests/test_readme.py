@@ -13,12 +13,13 @@ import subprocess
 import typing as t
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from matomo_orchestrate.meltano import isolated_sys_dir
 from matomo_simulator import MatomoSimulator, World
+from tap_matomo import clock
 
 from devenv.net import free_port
 from devenv.postgres import LocalPostgres
@@ -86,7 +87,7 @@ def copy_of_the_repository(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory, postgres: LocalPostgres) -> Iterator[Stage]:
     world = World(seed=31)
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     world.generate(now - timedelta(days=1), now - timedelta(minutes=1), visits_per_day=30)
     folder = copy_of_the_repository(tmp_path_factory.mktemp("readme") / "tap-matomo")
     # The copy shares the installed venvs: were they out of date, `make` in the copy would reinstall the

@@ -11,13 +11,18 @@ purged days.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from matomo_simulator import Fault, MatomoSimulator, World
+from tap_matomo import clock
 
 from tests.conftest import TOKENS, project_meltano
 from tests.pipeline import Meltano, query
+
+#: Days, weeks and site-local calendars: run again at four UTC times (`make test-clock`).
+pytestmark = pytest.mark.clock
 
 JOB = ("run", "matomo-to-postgres")
 RECONCILE = ("run", "matomo-reconcile")
@@ -36,11 +41,11 @@ def on_day(world: World, idsite: int, day: object) -> list[int]:
 def test_reconcile_follows_erasures_anonymisation_and_purges(database: str, tmp_path: Path) -> None:
     world = World(seed=21)
     world.sites = {1: world.sites[1], 2: world.sites[2]}  # UTC and America/New_York
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     world.generate(now - timedelta(days=DAYS), now - timedelta(minutes=5), visits_per_day=40)
     today = now.date()  # site 1's (UTC)
     closed, purged_day = today - timedelta(days=2), today - timedelta(days=3)
-    yesterday_ny = datetime.now(world.sites[2].tz).date() - timedelta(days=1)  # site 2's last closed day
+    yesterday_ny = clock.utc_now().astimezone(world.sites[2].tz).date() - timedelta(days=1)  # site 2's last closed day
 
     with MatomoSimulator(world, TOKENS) as sim:
         meltano: Meltano = project_meltano(sim.url, database, tmp_path / "meltano.db")
@@ -171,7 +176,7 @@ def test_an_erasure_of_today_applies_at_once(database: str, tmp_path: Path) -> N
     """A one-off reconcile may end today: a visit erased today leaves the warehouse now, not a night later."""
     world = World(seed=22)
     world.sites = {1: world.sites[1]}  # UTC
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     world.generate(now - timedelta(days=1), now - timedelta(minutes=5), visits_per_day=40)
     today = now.date()
     today_start = world.site_day_bounds(1, today)[0]

@@ -6,18 +6,22 @@ from __future__ import annotations
 import json
 import typing as t
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from matomo_simulator import MatomoSimulator, World
+from matomo_simulator import Fault, MatomoSimulator, World
 from matomo_simulator.reports import metadata as report_metadata
 from matomo_simulator.reports import report_methods
+from tap_matomo import clock
 from tap_matomo.report_specs import ReportMetadata, declared_metrics, report_schema, specs_from_setting
 
 from tests.conftest import project_meltano
 from tests.helpers import TapRun, run_tap
 from tests.pipeline import STATE_ID, query
+
+#: Days, weeks and site-local calendars: run again at four UTC times (`make test-clock`).
+pytestmark = pytest.mark.clock
 
 REPORT_CALLS = report_methods() | {"API.getBulkRequest"}
 
@@ -26,7 +30,7 @@ REPORT_CALLS = report_methods() | {"API.getBulkRequest"}
 def world() -> World:
     """Ten days of visits up to a minute ago on the four built-in sites (two ecommerce)."""
     world = World(seed=41, max_actions_per_visit=30)
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     world.generate(now - timedelta(days=10), now - timedelta(minutes=1), visits_per_day=24)
     return world
 
@@ -34,7 +38,7 @@ def world() -> World:
 @pytest.fixture
 def report_config(tap_config: dict) -> dict:
     """The default report set, from a start date 8 days back; the Live stream off (only its parent runs)."""
-    start = (datetime.now(UTC) - timedelta(days=8)).date().isoformat()
+    start = (clock.utc_now() - timedelta(days=8)).date().isoformat()
     config = {k: v for k, v in tap_config.items() if k != "reports"}
     return config | {"start_date": start, "site_ids": [2, 3]}
 
@@ -77,7 +81,7 @@ def test_reports_equal_what_the_raw_visits_give(
     # Each site's closed days since the start date, in its own calendar: New York's today starts 5 hours
     # after UTC's, Kolkata's 5.5 hours before.
     start = date.fromisoformat(report_config["start_date"])
-    closed = {site: (datetime.now(simulator.world.sites[site].tz).date() - start).days for site in (2, 3)}
+    closed = {site: (clock.utc_now().astimezone(simulator.world.sites[site].tz).date() - start).days for site in (2, 3)}
     assert Counter(r["idsite"] for r in summaries) == closed
     for summary in summaries:
         day = datetime.fromisoformat(summary["period_start"]).date()
@@ -175,7 +179,7 @@ def test_the_trailing_window_is_read_again_once_a_day_and_takes_a_late_change(
 ) -> None:
     first = run_tap(tmp_path, report_config)
     assert first.returncode == 0
-    yesterday = (datetime.now(simulator.world.sites[2].tz) - timedelta(days=1)).date()
+    yesterday = (clock.utc_now().astimezone(simulator.world.sites[2].tz) - timedelta(days=1)).date()
     before = by_key(records(first, "report_visits_summary"), "idsite", "period", "period_start")
     lo, hi = simulator.world.site_day_bounds(2, yesterday)
     erased = [v.idvisit for v in simulator.world.visits.values() if v.idsite == 2 and lo <= v.last_action < hi][:3]
@@ -198,7 +202,7 @@ def test_a_purged_raw_day_keeps_its_reports(simulator: MatomoSimulator, report_c
     """Matomo's purge of old raw logs keeps the reports: a backfill after it still has those days."""
     first = run_tap(tmp_path, report_config)
     assert first.returncode == 0
-    today = datetime.now(simulator.world.sites[3].tz).date()
+    today = clock.utc_now().astimezone(simulator.world.sites[3].tz).date()
     simulator.world.purge_before(3, today - timedelta(days=2))
     later = run_tap(tmp_path, report_config)  # a new backfill, no state
     assert later.returncode == 0, later.stderr[-3000:]
@@ -297,7 +301,7 @@ def test_unarchived_periods_are_never_final_until_archived(
     assert all(r["nb_visits"] == 0 and not r["is_final"] for r in rows)
     pending = first.state["bookmarks"]["report_visits_summary_get"]["partitions"][0]["periods"]["day"]["pending"]
     assert len(pending) == 3  # the trailing window's days; older ones stay as they are (documented)
-    today = datetime.now(simulator.world.sites[2].tz).date()
+    today = clock.utc_now().astimezone(simulator.world.sites[2].tz).date()
     for n in range(1, 10):
         simulator.archive(2, today - timedelta(days=n))
     second = run_tap(tmp_path, config, first.state)
@@ -317,7 +321,7 @@ def test_the_current_period_only_when_asked_and_never_final(
     config = report_config | {"reports": [{"method": "VisitsSummary.get", "periods": ["day", "month"]}]}
     config |= {"report_include_current_period": True, "site_ids": [3]}
     run = run_tap(tmp_path, config)
-    today = datetime.now(simulator.world.sites[3].tz).date()
+    today = clock.utc_now().astimezone(simulator.world.sites[3].tz).date()
     current_starts = {("day", today.isoformat()), ("month", today.replace(day=1).isoformat())}
     current = [
         r for r in records(run, "report_visits_summary_get") if (r["period"], r["period_start"]) in current_starts
@@ -367,7 +371,7 @@ def test_the_warehouse_keeps_each_periods_latest_answer_and_reconciles_actions(
     """Through Meltano and dbt: matomo_reports equals Matomo's reports, a label a later answer no longer has
     leaves with it, and matomo_reconciliation compares Actions.get with the raw actions."""
     meltano = project_meltano(simulator.url, database, tmp_path / "meltano.db")
-    start = (datetime.now(UTC) - timedelta(days=4)).date().isoformat()
+    start = (clock.utc_now() - timedelta(days=4)).date().isoformat()
     meltano.env |= {"TAP_MATOMO_REPORTS": REPORTS, "STARTDATE": start, "MATOMO_SITE": "1"}
     first = meltano.run("run", "matomo-to-postgres")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -388,7 +392,7 @@ def test_the_warehouse_keeps_each_periods_latest_answer_and_reconciles_actions(
     assert differences[0][1] == 0
 
     # Every visit from one country on yesterday is erased: that day's country report loses the label.
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
+    yesterday = (clock.utc_now() - timedelta(days=1)).date()
     lo, hi = simulator.world.site_day_bounds(1, yesterday)
     on_day = [v for v in simulator.world.visits.values() if v.idsite == 1 and lo <= v.last_action < hi]
     country = Counter(v.attrs["country"] for v in on_day).most_common()[-1][0]
@@ -410,3 +414,22 @@ def test_the_warehouse_keeps_each_periods_latest_answer_and_reconciles_actions(
     )
     raw_rows = query(database, "SELECT count(*) FROM matomo_raw.report_countries WHERE period_start = %s", yesterday)
     assert rows_now[0][0] < raw_rows[0][0]  # the gone label's row stays in the raw table, outside the model
+
+
+def test_a_report_request_that_fails_for_good_stops_the_read_at_once(
+    simulator: MatomoSimulator, report_config: dict, tmp_path: Path
+) -> None:
+    """Requests are sent as the reader takes answers: when one fails for good, those in flight make no further
+    attempt and nothing more is sent (a whole backfill's requests used to be queued, then all sent)."""
+    simulator.inject(Fault("status", times=999, status=500, method="Referrers.getReferrerType"))
+    start = (clock.utc_now() - timedelta(days=40)).date().isoformat()
+    config = report_config | {"start_date": start, "site_ids": [3], "max_retries": 1, "retry_backoff_ms": 50}
+    config["reports"] = [{"method": "Referrers.getReferrerType", "periods": ["day"]}]
+    run = run_tap(tmp_path, config)
+    assert run.returncode != 0
+    assert any("Referrers.getReferrerType" in line and "HTTP 500" in line for line in run.error_lines()), run.stderr[
+        -2000:
+    ]
+    asked = [r for r in report_requests(simulator) if r.get("method") == "Referrers.getReferrerType"]
+    parallel = config["max_parallel_requests"]
+    assert len(asked) <= 2 * parallel, len(asked)  # 40 days x 2 tries before

@@ -21,8 +21,8 @@ def log_line(plugin: str | None, event: str, **fields: t.Any) -> str:
     return json.dumps(entry) + "\n"
 
 
-def metric(plugin: str, name: str, value: int, stream: str | None = None) -> str:
-    tags = {"stream": stream, "context": {"idsite": 1}} if stream else {}
+def metric(plugin: str, name: str, value: int, stream: str | None = None, site: int = 1, **extra: str) -> str:
+    tags = {"stream": stream, "context": {"idsite": site}, **extra} if stream else {}
     info = {"type": "counter", "metric": name, "value": value, "tags": tags}
     return log_line(plugin, "METRIC", metric_info=info, plugin_logger="singer_sdk.metrics")
 
@@ -31,16 +31,15 @@ def test_the_taps_counts_per_stream_and_site_not_the_loaders() -> None:
     report = RunReport()
     lines = [
         log_line(None, "Running job with name 'dev:tap-matomo-to-target-postgres'"),
-        log_line("tap-matomo", "site 1 2026-12-02: 11 visits, 45 actions emitted"),
-        log_line("tap-matomo", "site 1 2026-12-03: 9 visits, 38 actions emitted"),
-        log_line("tap-matomo", "site 2 2026-12-03: 1 visits, 2 actions emitted"),
+        log_line("tap-matomo", "site 1 2026-12-02: 11 visits, 45 actions emitted"),  # wording: not read
         metric("tap-matomo", "http_request_count", 3),
         metric("tap-matomo", "http_request_count", 2),
         metric("tap-matomo", "record_count", 83, "visits_actions"),
-        metric("tap-matomo", "record_count", 2, "visits_actions"),
+        metric("tap-matomo", "record_count", 2, "visits_actions", site=2),
+        metric("tap-matomo", "record_count", 20, "visits_actions", count_of="visits"),
+        metric("tap-matomo", "record_count", 1, "visits_actions", site=2, count_of="visits"),
         metric("tap-matomo", "record_count", 2, "sites"),
         metric("target-postgres", "record_count", 87, "visits_actions"),
-        log_line("tap-matomo", "site 4: 0 visits, 0 actions emitted; 0 unchanged visits skipped"),
     ]
     shown = [report.feed(line) for line in lines]
     assert report.to_message() == {
@@ -52,7 +51,7 @@ def test_the_taps_counts_per_stream_and_site_not_the_loaders() -> None:
     assert report.last_error == ""
     # Shown as Meltano's console shows it, a metric with its stream; no JSON in the step's logs.
     assert shown[1] == "2026-12-03T16:59:05.402507Z [info] tap-matomo site 1 2026-12-02: 11 visits, 45 actions emitted"
-    assert shown[6].endswith("tap-matomo METRIC record_count=83 stream=visits_actions")
+    assert shown[4].endswith("tap-matomo METRIC record_count=83 stream=visits_actions")
     assert shown[0].startswith("2026-12-03T16:59:05.402507Z [info] meltano Running job")
 
 

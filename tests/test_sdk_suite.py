@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from matomo_simulator import MatomoSimulator, World
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
+from tap_matomo import clock
 from tap_matomo.tap import TapMatomo
 
 from tests.helpers import TOKEN
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.unit
 
 # The SDK builds its test class from a config at import time: the simulator's socket is bound now (its
 # port is taken, nobody else can have it), and it serves only while this module's tests run (fixture below).
-NOW = datetime.now(UTC)
+NOW = clock.utc_now()
 WORLD = World(seed=13)
 WORLD.generate(NOW - timedelta(days=1), NOW - timedelta(minutes=1), visits_per_day=30)
 SIMULATOR = MatomoSimulator(WORLD, {TOKEN: None})

@@ -10,6 +10,7 @@ import pytest
 import requests
 from matomo_simulator import MatomoSimulator, World
 from matomo_simulator.render import render_visit
+from tap_matomo import clock
 
 from tests.conftest import load_sample
 from tests.helpers import TOKEN
@@ -282,7 +283,7 @@ def path_fields(row: dict) -> list[str]:
 def test_report_answers_have_the_real_shape(simulator: MatomoSimulator, method: str) -> None:
     """flat=1&format_metrics=0: the real answer's kind (a list, of one for one-row reports), its label and
     dimension fields, metric names among the real ones."""
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    yesterday = (clock.utc_now() - timedelta(days=1)).date().isoformat()
     answer = call(simulator, method, idSite=2, period="day", date=yesterday, flat=1, format_metrics=0).json()
     real = real_report(method)
     assert isinstance(answer, list)
@@ -301,7 +302,7 @@ def test_report_answers_have_the_real_shape(simulator: MatomoSimulator, method: 
 
 
 def test_day_answers_mix_strings_and_numbers_weeks_do_not(simulator: MatomoSimulator) -> None:
-    day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    day = (clock.utc_now() - timedelta(days=1)).date().isoformat()
     rows = call(simulator, "DevicesDetection.getBrowsers", idSite=2, period="day", date=day, flat=1, format_metrics=0)
     kinds = {type(row["nb_actions"]) for row in rows.json()}
     assert kinds == {int, str}
@@ -312,7 +313,7 @@ def test_day_answers_mix_strings_and_numbers_weeks_do_not(simulator: MatomoSimul
 def test_one_row_reports_are_an_object_unless_flat_and_rates_are_formatted_by_default(
     simulator: MatomoSimulator,
 ) -> None:
-    day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    day = (clock.utc_now() - timedelta(days=1)).date().isoformat()
     plain = call(simulator, "VisitsSummary.get", idSite=1, period="day", date=day).json()
     assert isinstance(plain, dict)
     assert str(plain["bounce_rate"]).endswith("%")  # as the real default form: "24%"
@@ -322,7 +323,7 @@ def test_one_row_reports_are_an_object_unless_flat_and_rates_are_formatted_by_de
 
 def test_reports_of_a_purged_day_stay_and_an_erasure_invalidates_them(simulator: MatomoSimulator) -> None:
     site = simulator.world.sites[1]
-    day = datetime.now(site.tz).date() - timedelta(days=2)
+    day = clock.utc_now().astimezone(site.tz).date() - timedelta(days=2)
     before = call(simulator, "VisitsSummary.get", idSite=1, period="day", date=day.isoformat(), flat=1).json()
     simulator.world.purge_before(1, day + timedelta(days=1))
     assert call(simulator, "Live.getLastVisitsDetails", idSite=1, period="day", date=day.isoformat()).json() == []
@@ -332,7 +333,7 @@ def test_reports_of_a_purged_day_stay_and_an_erasure_invalidates_them(simulator:
 
 def test_unarchived_days_segments_and_dates_before_the_site_answer_zeros_or_nothing(simulator: MatomoSimulator) -> None:
     simulator.browser_archiving = False
-    day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    day = (clock.utc_now() - timedelta(days=1)).date().isoformat()
     summary = call(simulator, "VisitsSummary.get", idSite=1, period="day", date=day, flat=1).json()
     assert summary[0]["nb_visits"] == 0
     assert call(simulator, "Referrers.getReferrerType", idSite=1, period="day", date=day, flat=1).json() == []
@@ -354,7 +355,7 @@ def test_a_disabled_plugin_and_bulk_requests(simulator: MatomoSimulator) -> None
     real = json.loads(
         (REPORT_FIXTURES / "special/site1-day-2026-11-25/plugin-deactivated/Resolution.getResolution.json").read_text()
     )
-    day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    day = (clock.utc_now() - timedelta(days=1)).date().isoformat()
     simulator.disabled_plugins.add("Events")
     answer = call(simulator, "Events.getCategory", idSite=1, period="day", date=day, flat=1).json()
     assert answer == {**real, "message": real["message"].replace("Resolution", "Events")}

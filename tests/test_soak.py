@@ -14,14 +14,15 @@ import random
 import signal
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as clock
+from datetime import date, datetime, timedelta
+from datetime import time as time_of_day
 from pathlib import Path
 
 import psycopg
 import pytest
 from matomo_simulator import Fault, MatomoSimulator, World
 from matomo_simulator.render import render_visit
+from tap_matomo import clock
 
 from devenv.postgres import LocalPostgres
 from tests.helpers import TOKEN
@@ -47,7 +48,7 @@ def last_fall_back_in_new_york(today: date) -> date:
     raise AssertionError(msg)
 
 
-DST_DAY = last_fall_back_in_new_york(datetime.now(UTC).date())
+DST_DAY = last_fall_back_in_new_york(clock.utc_now().date())
 
 
 @dataclass
@@ -72,21 +73,21 @@ class Report:
 def world() -> World:
     world = World(seed=31)
     world.sites = {i: world.sites[i] for i in (1, 2, 3)}
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     world.generate(now - timedelta(days=2), now - timedelta(minutes=5), visits_per_day=60)
     new_york, kolkata = world.sites[2].tz, world.sites[3].tz
     for minute in (10, 40):  # both 01:xx of the DST day, first in EDT then in EST
-        first = datetime.combine(DST_DAY, clock(1, minute), tzinfo=new_york)
+        first = datetime.combine(DST_DAY, time_of_day(1, minute), tzinfo=new_york)
         world.add_visit(2, int(first.timestamp()), n_actions=3)
         world.add_visit(2, int(first.timestamp()) + 3600, n_actions=3)
-    midnight = datetime.combine(now.astimezone(kolkata).date(), clock(0), tzinfo=kolkata)
+    midnight = datetime.combine(now.astimezone(kolkata).date(), time_of_day(0), tzinfo=kolkata)
     world.add_visit(3, int(midnight.timestamp()), n_actions=1)  # ends exactly at local midnight
     return world
 
 
 def live_traffic(world: World, rng: random.Random) -> None:
     """Ten minutes of a live site, compressed: new visits, open visits growing or pinged, late hits."""
-    now = int(time.time())
+    now = int(clock.utc_now().timestamp())
     for idsite in world.sites:
         for _ in range(rng.randint(2, 5)):
             world.add_visit(idsite, now - rng.randint(1, 60))

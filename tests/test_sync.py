@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from matomo_simulator import Fault, MatomoSimulator, World
 from matomo_simulator.render import render_visit
+from tap_matomo import clock
 
 from tests.helpers import TAP, TOKEN, action_ids, latest_versions, run_tap
 
@@ -71,7 +72,7 @@ def test_incremental_run_emits_only_new_and_grown_visits_whole(
     first = run_tap(tmp_path, tap_config)
     assert first.returncode == 0
     world = simulator.world
-    now = int(datetime.now(UTC).timestamp())
+    now = int(clock.utc_now().timestamp())
     new = world.add_visit(2, now - 5)
     open_visit = max((v for v in world.visits.values() if v.idsite == 3), key=lambda v: v.last_action)
     world.grow_visit(open_visit.idvisit, now - 200, n_actions=2)
@@ -107,7 +108,7 @@ def test_late_hit_within_the_lookback_is_caught(simulator: MatomoSimulator, tap_
 
 def test_more_visits_in_one_second_than_a_page_holds(tmp_path: Path) -> None:
     world = World(seed=11)
-    day = datetime.now(UTC).date() - timedelta(days=1)
+    day = clock.utc_now().date() - timedelta(days=1)
     at = int(datetime.combine(day, time(12), tzinfo=UTC).timestamp())
     burst = world.add_burst(1, at, 23)
     others = [world.add_visit(1, at + s) for s in (-1, 1, 2)]
@@ -155,7 +156,7 @@ def test_dst_day_in_new_york_and_numeric_strings(tmp_path: Path) -> None:
 
 def test_truncated_visits_are_warned_about_and_flagged(tmp_path: Path) -> None:
     world = World(seed=2, max_actions_per_visit=12)
-    yesterday = datetime.now(UTC) - timedelta(days=1)
+    yesterday = clock.utc_now() - timedelta(days=1)
     long_visit = world.add_long_visit(1, int(yesterday.timestamp()))
     with MatomoSimulator(world, {TOKEN: None}) as sim:
         run = run_tap(tmp_path, {"url": sim.url, "token_auth": TOKEN, "site_ids": [1]})
@@ -179,7 +180,7 @@ def test_goals_as_an_object_keyed_by_id_like_other_matomo_versions(
 def test_a_start_date_is_site_local_midnight(tmp_path: Path) -> None:
     world = World(seed=4)
     kolkata = world.sites[3].tz
-    day = datetime.now(UTC).date() - timedelta(days=2)
+    day = clock.utc_now().date() - timedelta(days=2)
     after_local_midnight = world.add_visit(3, int(datetime.combine(day, time(1), tzinfo=kolkata).timestamp()), 1)
     before = world.add_visit(3, int(datetime.combine(day - timedelta(days=1), time(23), tzinfo=kolkata).timestamp()), 1)
     with MatomoSimulator(world, {TOKEN: None}) as sim:

@@ -17,6 +17,7 @@ import pytest
 import requests
 from matomo_simulator import MatomoSimulator, World
 from psycopg import sql
+from tap_matomo import clock
 from tap_matomo.schemas import VISITS_ACTIONS
 
 from devenv.postgres import LocalPostgres
@@ -24,18 +25,21 @@ from tests.conftest import LoadedProject, new_database
 from tests.helpers import TOKEN
 from tests.pipeline import LOADER, ROOT, Meltano, query
 
+#: Days, weeks and site-local calendars: run again at four UTC times (`make test-clock`).
+pytestmark = pytest.mark.clock
+
 JOB = ("run", "matomo-to-postgres")
 NODE_INDEXES = 16  # the Node tool's set (see data-contract.md)
 
 
-START = {"STARTDATE": (datetime.now(UTC) - timedelta(days=14)).date().isoformat()}
+START = {"STARTDATE": (clock.utc_now() - timedelta(days=14)).date().isoformat()}
 
 
 @pytest.fixture(scope="module")
 def loaded(postgres: LocalPostgres, tmp_path_factory: pytest.TempPathFactory) -> LoadedProject:
     """One run of the job over twelve days of visits (the table spans several ISO weeks)."""
     world = World(seed=17)
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     world.generate(now - timedelta(days=12), now - timedelta(minutes=1), visits_per_day=12)
     return LoadedProject.load(postgres, tmp_path_factory.mktemp("loaded"), world, START, *JOB)
 
@@ -140,7 +144,7 @@ def test_a_grown_visit_ends_with_its_new_rows_and_a_quiet_run_writes_nothing(
     pipeline: Meltano, simulator: MatomoSimulator, database: str
 ) -> None:
     world = simulator.world
-    now = int(datetime.now(UTC).timestamp())
+    now = int(clock.utc_now().timestamp())
     # Two visits inside the lookback window, loaded whole first.
     grown, shrunk = world.add_visit(1, now - 600, n_actions=4), world.add_visit(3, now - 500, n_actions=4)
     done = pipeline.run(*JOB)
@@ -174,7 +178,7 @@ def test_a_grown_visit_ends_with_its_new_rows_and_a_quiet_run_writes_nothing(
 
 
 def test_a_one_week_query_reads_one_partition(pipeline: Meltano, database: str) -> None:
-    monday = (datetime.now(UTC) - timedelta(days=7)).date()
+    monday = (clock.utc_now() - timedelta(days=7)).date()
     monday -= timedelta(days=monday.weekday())
     plan = "\n".join(
         r[0]
@@ -344,7 +348,7 @@ def test_incremental_runs_equal_a_full_rebuild_and_a_new_column_appears(
     pipeline: Meltano, simulator: MatomoSimulator, database: str, tmp_path: Path
 ) -> None:
     world = simulator.world
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     boundary = int(last_week_boundary(now).timestamp())
     # Read back far enough to see the visit across the week boundary again.
     pipeline.env["TAP_MATOMO_LOOKBACK_MINUTES"] = str((int(now.timestamp()) - boundary) // 60 + 120)
@@ -477,7 +481,7 @@ def test_a_visit_whose_day_changes_leaves_its_old_day_in_matomo_daily(
 ) -> None:
     """With create_new_visit_after_midnight=0 a visit of yesterday takes a hit today: its day moves."""
     world = simulator.world
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     yesterday = (now - timedelta(days=1)).date()
     noon = int(datetime.combine(yesterday, datetime.min.time(), UTC).timestamp()) + 12 * 3600
     moved = world.add_visit(1, noon, n_actions=2)  # site 1 is UTC

@@ -10,6 +10,7 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from matomo_simulator import clock
 from matomo_simulator.dataset import World
 from matomo_simulator.server import MatomoSimulator
 
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         i: site if site.idsite == i else replace(site, idsite=i, name=f"{site.name} ({i})")
         for i, site in copies.items()
     }
-    now = datetime.now(UTC)
+    now = datetime.fromtimestamp(clock.now(), UTC)  # MATOMO_NOW, when set
     world.generate(now - timedelta(days=args.days), now - timedelta(minutes=1), args.visits_per_day)
     sim = MatomoSimulator(world, {args.token: None}, port=args.port)
     sim.live_latency = args.live_latency_ms / 1000

@@ -19,6 +19,7 @@ from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from matomo_simulator import clock
 from matomo_simulator import reports
 from matomo_simulator.dataset import Site, World
 from matomo_simulator.render import render_custom_dimensions, render_goals, render_site, render_visit
@@ -91,7 +92,7 @@ class MatomoSimulator:
         *,
         numeric_strings: bool = False,
         port: int = 0,
-        now: t.Callable[[], float] = time.time,
+        now: t.Callable[[], float] = clock.now,
     ) -> None:
         self.world = world
         self.tokens = tokens  # token -> the site ids it may view (None: every site)

@@ -3,18 +3,17 @@
 The run is started with `meltano --log-format=json`: each line of Meltano's log is then one JSON
 object, and the Singer SDK's metrics keep their tags (`record_count` per stream, `http_request_count`),
 which Meltano's console format drops. Each line is read for the counts and written back for people
-(`render`); tap-matomo's progress line of each site-local day (`site 3 2026-12-01: 12 visits, 120
-actions emitted`) gives the visits and actions per site.
+(`render`). Per site, the actions are the tap's `record_count` of `visits_actions` for the site's
+context, and the visits its `record_count` tagged `count_of: visits` (tap-matomo's own metric of a
+site's visits): metrics with tags, a contract, never the wording of a log line.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import typing as t
 from dataclasses import dataclass, field
 
-_DAY_DONE = re.compile(r"\bsite (\d+) (\d{4}-\d{2}-\d{2}): (\d+) visits, (\d+) actions emitted\b")
 _ERROR_WORDS = ("error", "failed")
 #: Fields of Meltano's JSON log lines that are context, not message: not repeated in a rendered line.
 _CONTEXT = frozenset(
@@ -72,24 +71,22 @@ class RunReport:
                 self.plugin_error = text.strip()[:300]
             if entry.get("string_id") == TAP:  # the loader's metrics count what it wrote, not the tap
                 self._metric(entry.get("metric_info"))
-                self._day(str(entry.get("event", "")))
         if is_error_line(text):
             self.last_error = text.strip()[:300]
         return text
-
-    def _day(self, event: str) -> None:
-        if match := _DAY_DONE.search(event):
-            site = int(match[1])
-            self.visits[site] = self.visits.get(site, 0) + int(match[3])
-            self.actions[site] = self.actions.get(site, 0) + int(match[4])
 
     def _metric(self, point: t.Any) -> None:
         if not isinstance(point, dict) or point.get("type") != "counter":
             return
         tags = point.get("tags") or {}
         value = int(point.get("value") or 0)
-        if point.get("metric") == "record_count" and tags.get("stream"):
+        site = (tags.get("context") or {}).get("idsite")
+        if point.get("metric") == "record_count" and tags.get("count_of") == "visits" and site is not None:
+            self.visits[int(site)] = self.visits.get(int(site), 0) + value
+        elif point.get("metric") == "record_count" and tags.get("stream"):
             self.records[tags["stream"]] = self.records.get(tags["stream"], 0) + value
+            if tags["stream"] == "visits_actions" and site is not None:
+                self.actions[int(site)] = self.actions.get(int(site), 0) + value
         elif point.get("metric") == "http_request_count":
             self.requests += value
 

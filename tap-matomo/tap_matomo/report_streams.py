@@ -30,7 +30,8 @@ import functools
 import html
 import threading
 import typing as t
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlencode
@@ -61,6 +62,10 @@ _TRAILING_SETTING: dict[Period, str] = {
     "month": "report_trailing_months",
     "year": "report_trailing_years",
 }
+
+
+class ReadStoppedError(FatalAPIError):
+    """A report read stopped because another of its requests failed for good (never the error shown)."""
 
 
 @dataclass(frozen=True)
@@ -114,9 +119,11 @@ class ReportStream(PluginStream):
     # be a second, which a reshard could pick instead).
     ledger: ReportLedger
     _request_counter: metrics.Counter
+    _stopping: threading.Event  # set when this site's read ends: the requests still in flight stop
 
     def __init__(self, tap: Tap, spec: ReportSpec, metadata: ReportMetadata) -> None:
         self._count_lock = threading.Lock()
+        self._stopping = threading.Event()
         self.spec = spec
         self.name = spec.name
         self.api_method = spec.method
@@ -135,6 +142,7 @@ class ReportStream(PluginStream):
         with self.get_http_request_counter() as counter:  # the SDK's http_request_count, as for its own paging
             counter.with_context(context)
             self._request_counter = counter
+            self._stopping = threading.Event()
             yield from self._site_records(context)
 
     def _site_records(self, context: Context) -> t.Iterator[dict[str, t.Any]]:
@@ -274,17 +282,35 @@ class ReportStream(PluginStream):
         self, context: Context, plan: list[ReportRequest]
     ) -> t.Iterator[tuple[ReportRequest, list[dict[str, t.Any]], datetime]]:
         """Each request's rows (every page) and when Matomo answered, in the plan's order; up to
-        max_parallel_requests requests in flight."""
+        max_parallel_requests requests in flight, the next one sent as the reader takes an answer, so that
+        memory holds that many answers whatever the plan's length (a year of days). When a request fails
+        for good, the others in flight stop before their next attempt and the run fails at once."""
         bulk = max(1, int(self.config["report_bulk_size"]))
-        batches = [plan[i : i + bulk] for i in range(0, len(plan), bulk)]
-        with ThreadPoolExecutor(max_workers=int(self.config["max_parallel_requests"])) as pool:
-            for batch, (answers, fetched_at) in zip(
-                batches, pool.map(lambda b: self._fetch(context, b), batches), strict=True
-            ):
+        batches = (plan[i : i + bulk] for i in range(0, len(plan), bulk))
+        parallel = int(self.config["max_parallel_requests"])
+        in_flight: deque[tuple[list[ReportRequest], Future[tuple[list[list[dict[str, t.Any]] | None], datetime]]]]
+        in_flight = deque()
+        pool = ThreadPoolExecutor(max_workers=parallel)
+
+        def send_next() -> None:
+            batch = next(batches, None)
+            if batch is not None:
+                in_flight.append((batch, pool.submit(self._fetch, context, batch)))
+
+        try:
+            for _ in range(parallel):
+                send_next()
+            while in_flight:
+                batch, future = in_flight.popleft()
+                answers, fetched_at = future.result()
+                send_next()
                 for request, rows in zip(batch, answers, strict=True):
                     if rows is None:  # the report's plugin is not available: said once, nothing more asked
                         return
                     yield request, rows, fetched_at
+        finally:
+            self._stopping.set()  # a failure, or the reader gone: nothing more is sent
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _fetch(
         self, context: Context, batch: list[ReportRequest]
@@ -318,6 +344,8 @@ class ReportStream(PluginStream):
         return matomo_json(response)
 
     def _sender(self, prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
+        if self._stopping.is_set():  # another request failed for good: no further attempt
+            raise ReadStoppedError(self.name)
         response = self.requests_session.send(prepared, timeout=self.timeout, allow_redirects=self.allow_redirects)
         self.log_request_duration(response, context)
         self.validate_response(response)

@@ -10,6 +10,7 @@ from functools import partial
 from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
+from singer_sdk import metrics
 from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import BaseAPIPaginator
@@ -38,6 +39,8 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 RECENT_VISITS_KEY = "recent_visits"
+#: The tag of the `record_count` metric that counts a site's visits (not records) of a run.
+COUNT_OF = "count_of"
 #: How Matomo answers a call to a plugin that is deactivated or not installed.
 PLUGIN_MISSING_MESSAGES = ("is not enabled", "does not exist or is not available in the module")
 
@@ -250,6 +253,7 @@ class VisitsActionsStream(SiteChildStream):
         else:
             state = self.get_context_state(context)
             state[RECENT_VISITS_KEY] = run.recent_visits_to_keep(state.get("replication_key_value"))
+        self._count_visits(context, run.visits_emitted)
         self.log(
             "%s: %d visits, %d actions emitted; %d unchanged visits skipped",
             run.label,
@@ -257,6 +261,13 @@ class VisitsActionsStream(SiteChildStream):
             run.actions_emitted,
             run.visits_unchanged,
         )
+
+    def _count_visits(self, context: Context, visits: int) -> None:
+        """The site's visits emitted, as the SDK's `record_count` metric tagged `count_of: visits` (its actions
+        are the stream's own record_count for the site's context): what an orchestrator reads of a run
+        (orchestrate/run_report.py), a tagged metric rather than a log line's wording."""
+        tags = {metrics.Tag.STREAM: self.name, metrics.Tag.CONTEXT: {"idsite": context["idsite"]}, COUNT_OF: "visits"}
+        metrics.log(self.metrics_logger, metrics.Point("counter", metrics.Metric.RECORD_COUNT, visits, tags))
 
     def _start_site_run(self, context: Context) -> SiteRun:
         tz = site_timezone(context["timezone"])
