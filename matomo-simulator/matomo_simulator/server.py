@@ -19,8 +19,7 @@ from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from matomo_simulator import clock
-from matomo_simulator import reports
+from matomo_simulator import clock, reports
 from matomo_simulator.dataset import Site, World
 from matomo_simulator.render import render_custom_dimensions, render_goals, render_site, render_visit
 
