@@ -10,7 +10,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -285,13 +285,41 @@ def test_database_problems_are_one_line_and_batch_files_do_not_pile_up(
     assert "wrong" not in done.stdout + done.stderr.replace("password authentication failed", "")
     assert PASSWORD not in done.stdout + done.stderr
 
-    # The files the loader never read stay; the next run removes those older than a live run's ever get.
+    # Meltano kills the tap (SIGKILL) once the loader failed: its files stay until the next run, which removes
+    # the files whose writer has ended, at once (not only those older than a live run's ever get).
     left = sorted(batches.glob("tap-matomo--*.jsonl"))
     assert left, "the tap wrote its files before the loader failed"
-    for path in left:
-        os.utime(path, (time.time() - 7 * 3600,) * 2)
     meltano.env["PGDATABASE"] = f"postgresql://postgres@{server}/{name}"
     again = meltano.run("run", "tap-matomo", "target-postgres")
     assert again.returncode == 0, again.stderr[-3000:]
     assert not any(path.exists() for path in left)
-    assert f"Removed {len(left)} batch files older than 6:00:00 that earlier runs left unread" in again.stderr
+    assert f"Removed {len(left)} batch files that ended runs left unread" in again.stderr
+    assert list(batches.glob("*")) == []
+
+
+def test_a_database_that_refuses_stops_the_run_in_seconds_with_one_line(
+    meltano: Meltano, simulator: MatomoSimulator, database: str, password_role: str, tmp_path: Path
+) -> None:
+    """A wrong password, as a new user types it, while the tap is still extracting (a slow Matomo): the run
+    ends within seconds of the loader's failure, says why once, at error level, among its last lines."""
+    simulator.live_latency = 1.0
+    server, name = database.split("@", 1)[1].split("/", 1)
+    meltano.env |= small_batches(tmp_path / "batches", 200) | {
+        "PGDATABASE": f"postgresql://{password_role}:wrong@{server}/{name}",
+        "TAP_MATOMO_PAGE_SIZE": "10",
+        "TAP_MATOMO_MAX_PARALLEL_REQUESTS": "2",
+    }
+    done = meltano.run("run", "matomo-to-postgres")
+    lines = (done.stdout + done.stderr).splitlines()
+    assert done.returncode != 0
+    said = [i for i, line in enumerate(lines) if "password authentication failed for user" in line]
+    assert len(said) == 1, lines[-20:]
+    assert "[error" in lines[said[0]]
+    assert said[0] >= len(lines) - 6, lines[said[0] :]  # only Meltano's own closing lines after it
+    assert not [line for line in lines if "Traceback" in line or "BrokenPipeError" in line]
+    failed_at = datetime.fromisoformat(lines[said[0]].split(" ", 1)[0])
+    ended_at = datetime.fromisoformat(lines[-1].split(" ", 1)[0])
+    assert ended_at - failed_at < timedelta(seconds=5)
+    unread = [line for line in lines if "site 4 " in line and "actions emitted" in line]
+    assert not unread, "the tap went on extracting after the loader failed"
+    assert len(lines) <= 60, len(lines)

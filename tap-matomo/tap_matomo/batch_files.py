@@ -7,15 +7,20 @@ read by the project's loader (target-postgres-matomo/), which deletes each file 
 
 Records are written as they come, `batch_size` to a file, so the tap holds one record at a time.
 
-A run that fails (the loader cannot connect, a kill) leaves the files the loader did not read. Each run
-removes the files of earlier runs older than LEFTOVER_AGE: far older than a live run's files ever get
-(the loader reads a file within minutes of its writing, the tap waiting on the pipe when it falls behind),
-so runs of other shards sharing the folder are never touched.
+A run stopped with SIGTERM or Ctrl-C removes the files it wrote that are still there (`remove_unread`):
+the loader deletes each file it committed, so those were never loaded, and the bookmarks that would cover
+them were never committed either. A run killed outright cannot: Meltano kills the tap (SIGKILL) as soon as
+the loader has failed. Each file's name holds the process id of the tap that wrote it, and each run removes,
+at its start, the files whose writer is no longer running, and any older than LEFTOVER_AGE (a process id
+reused meanwhile): a live run's files (another shard's, sharing the folder) are never touched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
+import re
 import time
 import typing as t
 from datetime import timedelta
@@ -33,6 +38,11 @@ FORMAT = "jsonl-plain"
 _FLUSH_BYTES = 1 << 20
 #: Files of earlier runs older than this are removed by the next run.
 LEFTOVER_AGE = timedelta(hours=6)
+#: The files this process wrote (the loader deletes those it loaded).
+WRITTEN: set[Path] = set()
+#: Before the writing process's id in a file's name.
+WRITER = "pid"
+_WRITER_ID = re.compile(rf"-{WRITER}(\d+)-")
 
 
 class PlainJSONLinesBatcher(BaseBatcher):
@@ -41,7 +51,7 @@ class PlainJSONLinesBatcher(BaseBatcher):
     @override
     def get_batches(self, records: t.Iterator[dict[str, t.Any]]) -> t.Iterator[list[str]]:
         storage = self.batch_config.storage
-        run = f"{storage.prefix or ''}{self.tap_name}--{self.stream_name}-{uuid4()}"
+        run = f"{storage.prefix or ''}{self.tap_name}--{self.stream_name}-{WRITER}{os.getpid()}-{uuid4()}"
         encoder = msgspec.json.Encoder()
         buffer = bytearray()
         records = iter(records)
@@ -52,6 +62,7 @@ class PlainJSONLinesBatcher(BaseBatcher):
             url = storage.get_url(f"{run}-{number}.jsonl")
             path = local_path(url)
             path.parent.mkdir(parents=True, exist_ok=True)
+            WRITTEN.add(path)
             # A plain file, not the storage's fsspec transaction: a parent stream's file stays open
             # while its children write theirs, and nested transactions would drop the parent's.
             with path.open("wb") as file:
@@ -75,8 +86,34 @@ def local_path(url: str) -> Path:
     return Path(unquote(parts.path))
 
 
+def remove_unread() -> int:
+    """Remove the files this run wrote that are still there (the run was stopped: nothing will read them)."""
+    removed = 0
+    for path in list(WRITTEN):
+        WRITTEN.discard(path)
+        with contextlib.suppress(FileNotFoundError):  # loaded and deleted by the loader
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def _writer_gone(path: Path) -> bool:
+    """Whether the process that wrote `path` (its id in the name) is no longer running."""
+    found = _WRITER_ID.search(path.name)
+    if found is None:
+        return False
+    try:
+        os.kill(int(found[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # running, as another user
+        return False
+    return False
+
+
 def remove_leftovers(batch_config: t.Mapping[str, t.Any], tap_name: str, now: float | None = None) -> int:
-    """Remove this tap's jsonl-plain files older than LEFTOVER_AGE from the batch folder; how many went."""
+    """Remove this tap's jsonl-plain files that no run will read from the batch folder (their writer has ended,
+    or they are older than LEFTOVER_AGE); how many went."""
     if (batch_config.get("encoding") or {}).get("format") != FORMAT:
         return 0
     storage = batch_config.get("storage") or {}
@@ -85,7 +122,7 @@ def remove_leftovers(batch_config: t.Mapping[str, t.Any], tap_name: str, now: fl
     removed = 0
     for path in folder.glob(f"{storage.get('prefix') or ''}{tap_name}--*.jsonl"):
         try:
-            if path.stat().st_mtime < cutoff:
+            if _writer_gone(path) or path.stat().st_mtime < cutoff:
                 path.unlink()
                 removed += 1
         except FileNotFoundError:  # another run removed it meanwhile

@@ -33,7 +33,8 @@
 with listed as (
     {% if not listed_yet -%}
     select null::integer as idsite, null::date as site_day, null::integer as visits_listed,
-        null::integer as actions_listed, null::timestamptz as run_started_at, null::timestamptz as loaded_at
+        null::integer as actions_listed, null::timestamptz as run_started_at, null::timestamptz as listed_at,
+        null::timestamptz as loaded_at
     where false
     {%- else -%}
     select distinct on (idsite, site_day)
@@ -42,6 +43,7 @@ with listed as (
         visits_listed,
         actions_listed,
         to_timestamp(_sdc_sync_started_at / 1000.0) as run_started_at,
+        listed_at::timestamptz as listed_at,
         (_sdc_batched_at at time zone 'UTC')::timestamptz as loaded_at
     from {{ listings }}
     {% if is_incremental() %}
@@ -74,8 +76,9 @@ held as (
         v.idvisit,
         v.loaded_at >= r.run_started_at as listed_again,
         -- A listing of today is taken as the run starts: a visit whose last action is later (loaded by
-        -- an hourly run meanwhile) was not there to be listed, and cannot be judged gone.
-        v.visit_last_action_at >= r.run_started_at as after_listing
+        -- an hourly run meanwhile) was not there to be listed, and cannot be judged gone. The tap's own
+        -- start (listed_at), on the same clock as Matomo's times, not the loader's.
+        v.visit_last_action_at >= r.listed_at as after_listing
     from reconciled r
     join {{ ref('matomo_visits') }} v on v.idsite = r.idsite and v.site_day = r.site_day
 ),
