@@ -197,6 +197,7 @@ def test_an_erasure_of_today_applies_at_once(database: str, tmp_path: Path) -> N
 
         meltano.env |= {"RECONCILE_FROM": today.isoformat(), "RECONCILE_TO": today.isoformat()}
         done = meltano.run(*RECONCILE)
+        assert done.returncode == 0, done.stderr[-3000:]
         for table in ("matomo_raw.visits_actions", "matomo", "matomo_visits"):
             assert erased.idvisit not in visit_ids(database, table), table
         assert query(database, "SELECT nb_visits FROM matomo_daily WHERE idsite = 1 AND site_day = %s", today) == [
