@@ -16,7 +16,10 @@ from matomo_simulator.server import MatomoSimulator
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="A local Matomo 5 API simulator (127.0.0.1 only).")
+    parser = argparse.ArgumentParser(
+        description="A local Matomo 5 API simulator (127.0.0.1 only).",
+        epilog="MATOMO_NOW=<ISO instant>[@<Unix seconds>] sets its clock, as tap-matomo's (docs/reliability.md).",
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--token", default="demo-token", help="the token_auth it accepts")
     parser.add_argument("--days", type=float, default=3, help="days of history to generate, up to now")
