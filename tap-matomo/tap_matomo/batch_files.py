@@ -10,17 +10,16 @@ Records are written as they come, `batch_size` to a file, so the tap holds one r
 A run stopped with SIGTERM or Ctrl-C removes the files it wrote that are still there (`remove_unread`):
 the loader deletes each file it committed, so those were never loaded, and the bookmarks that would cover
 them were never committed either. A run killed outright cannot: Meltano kills the tap (SIGKILL) as soon as
-the loader has failed. Each file's name holds the process id of the tap that wrote it, and each run removes,
-at its start, the files whose writer is no longer running, and any older than LEFTOVER_AGE (a process id
-reused meanwhile): a live run's files (another shard's, sharing the folder) are never touched.
+the loader has failed. Each run removes the files of earlier runs older than LEFTOVER_AGE: far older than a
+live run's files ever get (the loader reads a file within minutes of its writing, the tap waiting on the
+pipe when it falls behind). Not sooner: a tap that has ended normally leaves files its loader is still
+reading, and runs of other shards share the folder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import os
-import re
 import time
 import typing as t
 from datetime import timedelta
@@ -40,9 +39,6 @@ _FLUSH_BYTES = 1 << 20
 LEFTOVER_AGE = timedelta(hours=6)
 #: The files this process wrote (the loader deletes those it loaded).
 WRITTEN: set[Path] = set()
-#: Before the writing process's id in a file's name.
-WRITER = "pid"
-_WRITER_ID = re.compile(rf"-{WRITER}(\d+)-")
 
 
 class PlainJSONLinesBatcher(BaseBatcher):
@@ -51,7 +47,7 @@ class PlainJSONLinesBatcher(BaseBatcher):
     @override
     def get_batches(self, records: t.Iterator[dict[str, t.Any]]) -> t.Iterator[list[str]]:
         storage = self.batch_config.storage
-        run = f"{storage.prefix or ''}{self.tap_name}--{self.stream_name}-{WRITER}{os.getpid()}-{uuid4()}"
+        run = f"{storage.prefix or ''}{self.tap_name}--{self.stream_name}-{uuid4()}"
         encoder = msgspec.json.Encoder()
         buffer = bytearray()
         records = iter(records)
@@ -97,23 +93,8 @@ def remove_unread() -> int:
     return removed
 
 
-def _writer_gone(path: Path) -> bool:
-    """Whether the process that wrote `path` (its id in the name) is no longer running."""
-    found = _WRITER_ID.search(path.name)
-    if found is None:
-        return False
-    try:
-        os.kill(int(found[1]), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # running, as another user
-        return False
-    return False
-
-
 def remove_leftovers(batch_config: t.Mapping[str, t.Any], tap_name: str, now: float | None = None) -> int:
-    """Remove this tap's jsonl-plain files that no run will read from the batch folder (their writer has ended,
-    or they are older than LEFTOVER_AGE); how many went."""
+    """Remove this tap's jsonl-plain files older than LEFTOVER_AGE from the batch folder; how many went."""
     if (batch_config.get("encoding") or {}).get("format") != FORMAT:
         return 0
     storage = batch_config.get("storage") or {}
@@ -122,7 +103,7 @@ def remove_leftovers(batch_config: t.Mapping[str, t.Any], tap_name: str, now: fl
     removed = 0
     for path in folder.glob(f"{storage.get('prefix') or ''}{tap_name}--*.jsonl"):
         try:
-            if _writer_gone(path) or path.stat().st_mtime < cutoff:
+            if path.stat().st_mtime < cutoff:
                 path.unlink()
                 removed += 1
         except FileNotFoundError:  # another run removed it meanwhile

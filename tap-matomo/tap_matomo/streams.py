@@ -86,7 +86,8 @@ class SitesStream(MatomoStream):
             return
         removed = batch_files.remove_leftovers(self.config["batch_config"], self.tap_name)
         if removed:
-            self.log("Removed %d batch files that ended runs left unread", removed)
+            age = batch_files.LEFTOVER_AGE
+            self.log("Removed %d batch files older than %s that earlier runs left unread", removed, age)
 
     @staticmethod
     def _site(raw: dict[str, t.Any]) -> dict[str, t.Any]:

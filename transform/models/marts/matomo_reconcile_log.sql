@@ -43,7 +43,7 @@ with listed as (
         visits_listed,
         actions_listed,
         to_timestamp(_sdc_sync_started_at / 1000.0) as run_started_at,
-        listed_at::timestamptz as listed_at,
+        (listed_at at time zone 'UTC')::timestamptz as listed_at,
         (_sdc_batched_at at time zone 'UTC')::timestamptz as loaded_at
     from {{ listings }}
     {% if is_incremental() %}
