@@ -25,9 +25,6 @@ from tests.conftest import LoadedProject, new_database
 from tests.helpers import TOKEN
 from tests.pipeline import LOADER, ROOT, Meltano, query
 
-#: Days, weeks and site-local calendars: run again at four UTC times (`make test-clock`).
-pytestmark = pytest.mark.clock
-
 JOB = ("run", "matomo-to-postgres")
 NODE_INDEXES = 16  # the Node tool's set (see data-contract.md)
 
@@ -80,6 +77,7 @@ def row_versions(database: str) -> dict[str, set[tuple]]:
     }
 
 
+@pytest.mark.clock  # days, weeks and midnight: run again at four UTC times (`make test-clock`)
 def test_matomo_holds_the_latest_extraction_typed_partitioned_and_indexed(
     pipeline: Meltano, simulator: MatomoSimulator, database: str
 ) -> None:
@@ -177,6 +175,7 @@ def test_a_grown_visit_ends_with_its_new_rows_and_a_quiet_run_writes_nothing(
     assert rewritten_visits(database, versions) == {"matomo": set(), "matomo_visits": set()}  # nothing written
 
 
+@pytest.mark.clock  # days, weeks and midnight: run again at four UTC times (`make test-clock`)
 def test_a_one_week_query_reads_one_partition(pipeline: Meltano, database: str) -> None:
     monday = (clock.utc_now() - timedelta(days=7)).date()
     monday -= timedelta(days=monday.weekday())
@@ -194,6 +193,7 @@ def test_a_one_week_query_reads_one_partition(pipeline: Meltano, database: str) 
     assert scanned == {f"matomo_{year}w{week:02d}"}, plan
 
 
+@pytest.mark.clock  # days, weeks and midnight: run again at four UTC times (`make test-clock`)
 def test_matomo_daily_reconciles_with_visits_summary(
     pipeline: Meltano, simulator: MatomoSimulator, database: str
 ) -> None:
@@ -361,6 +361,7 @@ def last_week_boundary(before: datetime) -> datetime:
     return monday - timedelta(days=monday.weekday())
 
 
+@pytest.mark.clock  # days, weeks and midnight: run again at four UTC times (`make test-clock`)
 def test_incremental_runs_equal_a_full_rebuild_and_a_new_column_appears(
     pipeline: Meltano, simulator: MatomoSimulator, database: str, tmp_path: Path
 ) -> None:
@@ -493,6 +494,7 @@ def an_hour_ago(database: str) -> None:
             )
 
 
+@pytest.mark.clock  # days, weeks and midnight: run again at four UTC times (`make test-clock`)
 def test_a_visit_whose_day_changes_leaves_its_old_day_in_matomo_daily(
     pipeline: Meltano, simulator: MatomoSimulator, database: str
 ) -> None:
