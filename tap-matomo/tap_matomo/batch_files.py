@@ -7,18 +7,14 @@ read by the project's loader (target-postgres-matomo/), which deletes each file 
 
 Records are written as they come, `batch_size` to a file, so the tap holds one record at a time.
 
-A run stopped with SIGTERM or Ctrl-C removes the files it wrote that are still there (`remove_unread`):
-the loader deletes each file it committed, so those were never loaded, and the bookmarks that would cover
-them were never committed either. A run killed outright cannot: Meltano kills the tap (SIGKILL) as soon as
-the loader has failed. Each run removes the files of earlier runs older than LEFTOVER_AGE: far older than a
-live run's files ever get (the loader reads a file within minutes of its writing, the tap waiting on the
-pipe when it falls behind). Not sooner: a tap that has ended normally leaves files its loader is still
-reading, and runs of other shards share the folder.
+A run that fails (the loader cannot connect, a kill) leaves the files the loader did not read. Each run
+removes the files of earlier runs older than LEFTOVER_AGE: far older than a live run's files ever get
+(the loader reads a file within minutes of its writing, the tap waiting on the pipe when it falls behind),
+so runs of other shards sharing the folder are never touched.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import time
 import typing as t
@@ -37,8 +33,6 @@ FORMAT = "jsonl-plain"
 _FLUSH_BYTES = 1 << 20
 #: Files of earlier runs older than this are removed by the next run.
 LEFTOVER_AGE = timedelta(hours=6)
-#: The files this process wrote (the loader deletes those it loaded).
-WRITTEN: set[Path] = set()
 
 
 class PlainJSONLinesBatcher(BaseBatcher):
@@ -58,7 +52,6 @@ class PlainJSONLinesBatcher(BaseBatcher):
             url = storage.get_url(f"{run}-{number}.jsonl")
             path = local_path(url)
             path.parent.mkdir(parents=True, exist_ok=True)
-            WRITTEN.add(path)
             # A plain file, not the storage's fsspec transaction: a parent stream's file stays open
             # while its children write theirs, and nested transactions would drop the parent's.
             with path.open("wb") as file:
@@ -80,17 +73,6 @@ def local_path(url: str) -> Path:
         msg = f"batch_config: format {FORMAT} writes local files, set storage.root to a file:// URL (got {url})"
         raise ValueError(msg)
     return Path(unquote(parts.path))
-
-
-def remove_unread() -> int:
-    """Remove the files this run wrote that are still there (the run was stopped: nothing will read them)."""
-    removed = 0
-    for path in list(WRITTEN):
-        WRITTEN.discard(path)
-        with contextlib.suppress(FileNotFoundError):  # loaded and deleted by the loader
-            path.unlink()
-            removed += 1
-    return removed
 
 
 def remove_leftovers(batch_config: t.Mapping[str, t.Any], tap_name: str, now: float | None = None) -> int:

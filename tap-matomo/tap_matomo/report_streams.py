@@ -64,6 +64,10 @@ _TRAILING_SETTING: dict[Period, str] = {
 }
 
 
+#: What `_fetch` gives for a batch: each request's rows (None: the report's plugin is off), and when.
+BatchAnswers = tuple[list[list[dict[str, t.Any]] | None], datetime]
+
+
 class ReadStoppedError(FatalAPIError):
     """A report read stopped because another of its requests failed for good (never the error shown)."""
 
@@ -123,7 +127,6 @@ class ReportStream(PluginStream):
 
     def __init__(self, tap: Tap, spec: ReportSpec, metadata: ReportMetadata) -> None:
         self._count_lock = threading.Lock()
-        self._stopping = threading.Event()
         self.spec = spec
         self.name = spec.name
         self.api_method = spec.method
@@ -288,8 +291,7 @@ class ReportStream(PluginStream):
         bulk = max(1, int(self.config["report_bulk_size"]))
         batches = (plan[i : i + bulk] for i in range(0, len(plan), bulk))
         parallel = int(self.config["max_parallel_requests"])
-        in_flight: deque[tuple[list[ReportRequest], Future[tuple[list[list[dict[str, t.Any]] | None], datetime]]]]
-        in_flight = deque()
+        in_flight: deque[tuple[list[ReportRequest], Future[BatchAnswers]]] = deque()
         pool = ThreadPoolExecutor(max_workers=parallel)
 
         def send_next() -> None:
@@ -312,9 +314,7 @@ class ReportStream(PluginStream):
             self._stopping.set()  # a failure, or the reader gone: nothing more is sent
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _fetch(
-        self, context: Context, batch: list[ReportRequest]
-    ) -> tuple[list[list[dict[str, t.Any]] | None], datetime]:
+    def _fetch(self, context: Context, batch: list[ReportRequest]) -> BatchAnswers:
         """The rows of each request of a batch (one request, or a bulk one; a long report's next pages after)."""
         answers = [self._send(context, batch[0])] if len(batch) == 1 else self._send(context, batch)
         fetched_at = clock.utc_now()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import sys
 import typing as t
 from pathlib import Path
@@ -14,7 +12,7 @@ from singer_sdk import Stream, Tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
-from tap_matomo import batch_files, clock, report_specs, report_streams, settings, streams
+from tap_matomo import clock, report_specs, report_streams, settings, streams
 from tap_matomo.allocator import return_large_blocks_to_the_system
 from tap_matomo.client import MatomoStream, public_url
 from tap_matomo.compat import override
@@ -112,30 +110,15 @@ def without_empty_state_file(args: list[str]) -> list[str]:
     return args
 
 
-def stop(signum: int, frame: object) -> None:
-    """SIGTERM or Ctrl-C: the BATCH files nothing will read removed, then the end, without a traceback."""
-    batch_files.remove_unread()
-    os._exit(128 + signum)  # at once: the worker threads' pages are of no use now
-
-
 def main() -> None:
     """The `tap-matomo` command: the SDK's CLI, with expected failures reported as one line.
 
-    The SDK would log them with a traceback; a wrong token or an unreachable server needs none. Stopped from
-    outside (SIGTERM, Ctrl-C) or left without a reader (its pipe closed), the tap removes the BATCH files
-    nothing will read and ends without a traceback: the reason is the loader's to say.
+    The SDK would log them with a traceback; a wrong token or an unreachable server needs none.
     """
     return_large_blocks_to_the_system()  # memory that does not grow with the size of a day
     sys.argv[1:] = without_empty_state_file(sys.argv[1:])
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, stop)
     try:
         TapMatomo.cli()
-    except BrokenPipeError:
-        batch_files.remove_unread()
-        # Nothing more reaches the closed pipe (Python would report the failed flush at exit).
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(130)
     except EXPECTED_FAILURES as exc:
         logging.getLogger(TapMatomo.name).error("tap-matomo failed: %s", exc)
         sys.exit(1)
