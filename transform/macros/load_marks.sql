@@ -15,8 +15,8 @@
 
   `matomo_load_reads` holds the mark each invocation took when it compiled (one row per model and
   invocation); the model's post-hook, inside its transaction, makes it the model's mark in
-  `matomo_load_marks`: a failed run keeps the previous mark, and a `dbt compile` beside a build moves
-  nothing.
+  `matomo_load_marks`: a failed run keeps the previous mark. Commands that build nothing (compile, show,
+  docs generate) record no read.
 #}
 
 {% macro matomo_load_marks_relations() %}
@@ -70,6 +70,11 @@
       )
     {%- endif -%}
   {%- endset -%}
+  {%- if flags.WHICH not in ['run', 'build', 'retry'] -%}
+    {#- compile, show, docs: nothing is built, so no read is recorded (nothing written to the warehouse) -#}
+    {%- set row = run_query("select (" ~ since ~ ")::text").rows[0] -%}
+    {{- return(dbt.string_literal(row[0] if row[0] is not none else '-infinity') ~ "::timestamptz") -}}
+  {%- endif -%}
   {#- One statement, one snapshot: the mark recorded and the loads looked at are those of one instant. -#}
   {%- set row = run_query(
       "with recorded as ("
