@@ -408,6 +408,30 @@ class World:
             self.version += 1
             return visit
 
+    def add_shared_label_visits(self, idsite: int, at: int) -> list[Visit]:
+        """Two visits whose report rows share a flat label, as real Matomo 5.0.2 answered: an event of
+        category "Video - Play" and action "HD", and one of category "Video" and action "Play - HD" (both
+        "Video - Play - HD" in Events.getCategory); and the second visit in the first's country under the
+        code in upper case (a location re-geolocated after an anonymisation), a country row of its own
+        with the same name in UserCountry.getCountry. Each visit: a pageview then the event, ending at `at`."""
+        visits = [self.add_visit(idsite, at, n_actions=1) for _ in range(2)]
+        site = self.sites[idsite]
+        with self.lock:
+            for visit, (category, action) in zip(visits, [("Video - Play", "HD"), ("Video", "Play - HD")], strict=True):
+                for earlier in visit.actions:
+                    earlier.at = at - 1
+                page = visit.actions[0]
+                attrs = {"eventCategory": category, "eventAction": action}
+                visit.actions.append(
+                    Action(
+                        "event", at, page.url, None, page.pageview_id, self._link_id(), attrs, self._action_dims(site)
+                    )
+                )
+            location = {key: visits[0].attrs[key] for key in _ANONYMOUS_LOCATION}
+            visits[1].attrs |= location | {"countryCode": str(location["countryCode"]).upper()}
+            self.version += 1
+        return visits
+
     def grow_visit(self, idvisit: int, at: int, n_actions: int = 1) -> Visit:
         """Open visit gets more hits, the first at `at` (after its current last action)."""
         with self.lock:

@@ -218,10 +218,13 @@ GROUPINGS: dict[str, Grouping] = {
     "Referrers.getSocials": Grouping(
         ("Referrers_SocialNetwork", "Referrers_WebsitePage"), "visit", _referrer("social")
     ),
+    # Rows by country code, labelled by name: codes that differ only in case (a location re-geolocated
+    # after an anonymisation, seen on Matomo 5.0.2) are two rows with one label.
     "UserCountry.getCountry": Grouping(
         ("UserCountry_Country",),
         "visit",
-        lambda v, _: (v.rendered["country"],),
+        lambda v, _: (v.rendered["country"], v.rendered["countryCode"]),
+        label=lambda values: values[0],
         attributes=lambda values, v, _: {"code": v.rendered["countryCode"]},
     ),
     "UserCountry.getCity": Grouping(
@@ -529,13 +532,13 @@ def render(
         rendered: dict[str, t.Any] = {"label": label, **_format(metrics, format_metrics)}
         if flat:
             rendered |= dict(zip(fields, values, strict=False))
-        elif len(values) > 1:
+        elif len(fields) > 1:
             rendered["idsubdatatable"] = n + 1
         out.append(rendered)
     if not flat:  # nested: one row per top-level value (the simulator does not serve subtables)
         seen: dict[str, dict[str, t.Any]] = {}
-        for row in out:
-            seen.setdefault(row["label"], row)
+        for n, row in enumerate(out):
+            seen.setdefault(row["label"] if "idsubdatatable" in row else str(n), row)
         out = list(seen.values())
     return out if limit == -1 else out[offset : offset + limit]
 

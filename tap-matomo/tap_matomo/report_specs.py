@@ -22,8 +22,10 @@ from tap_matomo.periods import PERIODS, Period
 #: The periods of the default set; a year of history costs 365 + 53 + 12 requests per report and site.
 DEFAULT_PERIODS: tuple[Period, ...] = ("day", "week", "month")
 #: Key columns of every report row: a row per site, period, period start, segment, expanded parameters
-#: (`idGoal=1` for a report read once per goal) and label.
-KEY = ("idsite", "period", "period_start", "segment", "params", "label")
+#: (`idGoal=1` for a report read once per goal) and position in Matomo's answer. Not the label: Matomo's
+#: labels are not unique (events "Video - Play" / "HD" and "Video" / "Play - HD" are both labelled
+#: "Video - Play - HD"; a country appears under two codes), and an answer is always replaced whole.
+KEY = ("idsite", "period", "period_start", "segment", "params", "row_index")
 Expansion = t.Literal["goals", "custom_dimensions"]
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -187,6 +189,7 @@ def report_schema(spec: ReportSpec, metadata: ReportMetadata) -> dict[str, t.Any
         th.Property("period_end", th.DateType, description="last site-local day of the period"),
         th.Property("segment", th.StringType, required=True, description="the segment asked for; '' for none"),
         th.Property("params", th.StringType, required=True, description="parameters read per site, e.g. idGoal=1"),
+        th.Property("row_index", th.IntegerType, required=True, description="the row's position in the answer, from 1"),
         th.Property("label", th.StringType, required=True, description="the row's label ('' for one-row reports)"),
         th.Property("label_path", th.ArrayType(th.StringType), description="the row's dimension values, parent first"),
         *(th.Property(metric, number, description=f"{kind} (Matomo's {metric})") for metric, kind in declared.items()),

@@ -188,8 +188,8 @@ class ReportStream(PluginStream):
                 )
             )
             fetched_now[request.period].append((request.start, final))
-            for row in rows:
-                yield self._record(context, request, row, final, fetched_at)
+            for index, row in enumerate(rows, 1):
+                yield self._record(context, request, row, final, fetched_at) | {"row_index": index}
         if self._skipped():
             return  # nothing was read: the bookmarks stay
         for period, window in windows.items():

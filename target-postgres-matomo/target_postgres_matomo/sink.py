@@ -78,9 +78,50 @@ class MatomoPostgresSink(PostgresSink):
                     sqlalchemy.text("select pg_advisory_xact_lock(hashtext(:key))"), {"key": DDL_LOCK_KEY}
                 )
                 super().setup()
-                connection.execute(sqlalchemy.text(self.ledger_ddl(connection.dialect.identifier_preparer.quote)))
+                quote = connection.dialect.identifier_preparer.quote
+                self.follow_key(connection, quote)
+                connection.execute(sqlalchemy.text(self.ledger_ddl(quote)))
         finally:
             engine.dispose()
+
+    def follow_key(self, connection: sqlalchemy.engine.Connection, quote: t.Callable[[str], str]) -> None:
+        """The table's primary key made the stream's again when the tap changed it: upstream adds a new
+        key column but keeps the old constraint, and the upsert's `ON CONFLICT` needs one on the new key.
+
+        Rows loaded before the change have no value in the new key columns (integers, such as tap-matomo's
+        `row_index`, added to the report keys because Matomo's labels are not unique): they are numbered
+        1, 2... within the kept key columns, in the order of the dropped ones, which were unique there.
+        """
+        if self.append_only or not self.key_properties:
+            return
+        table = f"{quote(self.schema_name)}.{quote(self.table_name)}" if self.schema_name else quote(self.table_name)
+        found = connection.execute(
+            sqlalchemy.text(
+                "select c.conname, array_agg(a.attname::text order by k.n) from pg_constraint c"
+                " cross join unnest(c.conkey) with ordinality k(attnum, n)"
+                " join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.attnum"
+                " where c.conrelid = to_regclass(:table) and c.contype = 'p' group by c.conname"
+            ),
+            {"table": table},
+        ).one_or_none()
+        wanted = list(self.key_properties)
+        if found is None or set(found[1]) == set(wanted):
+            return
+        name, current = found
+        kept = [quote(column) for column in wanted if column in current]
+        dropped = [quote(column) for column in current if column not in wanted]
+        for column in (quote(column) for column in wanted if column not in current):
+            window = f"partition by {', '.join(kept) or 'true'} order by {', '.join(dropped) or 'ctid'}"
+            numbered = f"select ctid, row_number() over ({window}) n from {table} where {column} is null"  # noqa: S608
+            update = f"update {table} t set {column} = s.n from ({numbered}) s where t.ctid = s.ctid"  # noqa: S608
+            connection.execute(sqlalchemy.text(update))  # names quoted above
+        connection.execute(
+            sqlalchemy.text(
+                f"alter table {table} drop constraint {quote(name)},"
+                f" add primary key ({', '.join(quote(column) for column in wanted)})"
+            )
+        )
+        self.logger.info("%s: primary key now (%s), was (%s)", self.table_name, ", ".join(wanted), ", ".join(current))
 
     def ledger_ddl(self, quote: t.Callable[[str], str]) -> str:
         """The ledger beside the stream's table, created when missing (looked up first: `create ... if not

@@ -1,6 +1,7 @@
 {#
   Matomo's reports (tap-matomo's report_* streams): each report is a raw table, one row per site, period,
-  period start, segment, parameters and label, upserted on those. A period read again (the trailing window,
+  period start, segment, parameters and row of the answer (`row_index`: Matomo's labels are not unique,
+  two rows of one answer can carry the same label), upserted on those. A period read again (the trailing window,
   a late archive) replaces its rows in place, but a label the new answer no longer has would stay: the
   tap reports every answer it read in `report_fetches` (upserted per period: the latest answer), and a
   report's current rows are those whose `fetched_at` is that answer's.
@@ -18,7 +19,7 @@
 
 {#
   The current rows of the given reports, one select per report table that exists, unioned: the keys,
-  label and label path, each of `metrics` as numeric (a column of the report, else from its
+  the row's position in its answer, label and label path, each of `metrics` as numeric (a column of the report, else from its
   other_metrics, else null), whether the answer was final, and when it was read.
 #}
 {% macro matomo_report_rows(reports, metrics) %}
@@ -47,6 +48,7 @@
         r.period_end::date as period_end,
         r.segment::text as segment,
         r.params::text as params,
+        {{ 'r.row_index' if 'row_index' in columns else 'null' }}::integer as row_index,
         r.label::text as label,
         to_jsonb(r.label_path) as label_path,
         {{ values | join(',\n        ') }},
@@ -66,7 +68,8 @@
   {%- else %}
     {#- No report read yet: no row, typed. #}
     select null::text as report, null::integer as idsite, null::text as period, null::date as period_start,
-        null::date as period_end, null::text as segment, null::text as params, null::text as label,
+        null::date as period_end, null::text as segment, null::text as params, null::integer as row_index,
+        null::text as label,
         null::jsonb as label_path,
         {% for metric in metrics %}null::numeric as {{ metric }}, {% endfor %}
         null::boolean as is_final, null::timestamptz as fetched_at

@@ -1,6 +1,7 @@
 -- Matomo's own reports, one row per report, site, period (day, week, month, year), period start, segment,
--- parameters (idGoal=1...) and label, with the metrics dashboards read under common names; every metric
--- of a row is in the family staging models (stg_matomo__reports_*). A view: it costs nothing to build,
+-- parameters (idGoal=1...) and row of Matomo's answer (row_index: labels are not unique, label_rows says
+-- how many rows of the answer share a row's label), with the metrics dashboards read under common names;
+-- every metric of a row is in the family staging models (stg_matomo__reports_*). A view: it costs nothing to build,
 -- and a query for a site and period reads the raw tables' primary key indexes.
 {{ config(materialized='view') }}
 
@@ -25,7 +26,9 @@ select
     period_end,
     segment,
     params,
+    row_index,
     label,
+    count(*) over (partition by report, idsite, period, period_start, segment, params, label) as label_rows,
     label_path,
     {%- for measure in measures %}
     {{ names[measure] if measure in names else 'null::numeric' }} as {{ measure }},

@@ -1,0 +1,134 @@
+"""Benchmark: what the hourly job asks Matomo for, per site, when nothing new happened.
+
+100 sites (copies of the simulator's four: UTC, Asia/Kolkata, America/New_York, UTC-3), two days of
+visits, the default reports. A first run loads them at 22:00 UTC; then one run every hour until 06:00
+UTC with no new visit, each site's midnight and the hours after it among them. The tap alone (its
+records dropped), its state passed from run to run, its clock set with MATOMO_NOW and the simulator's
+with it. The simulator records every request: counted per run, per site and per API method, and the
+report requests for a period holding the site's today (with browser archiving, Matomo's default, each
+makes Matomo archive today again).
+
+    .venv/bin/python -m benchmarks.hourly_requests        # about 10 minutes
+
+Results: docs/benchmarks-requests.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from matomo_simulator import reports
+from matomo_simulator.dataset import World
+from matomo_simulator.server import MatomoSimulator, RecordedRequest
+
+from benchmarks.run import ROOT, TAP_BIN, TOKEN, machine
+
+SITES = 100
+VISITS_PER_DAY = 12
+HOURS = 8
+#: Requests about the whole Matomo rather than a site (once per run).
+RUN_WIDE = {"SitesManager.getSitesWithAtLeastViewAccess", "API.getReportMetadata", "API.getMatomoVersion"}
+NOT_REPORTS = {"Live.getLastVisitsDetails", "Goals.getGoals", "CustomDimensions.getConfiguredCustomDimensions"}
+
+
+def world_of(sites: int, first: datetime, last: datetime) -> World:
+    """`sites` copies of the simulator's built-in sites (as `matomo-simulator --sites 1,...,N`), with visits."""
+    world = World(seed=5)
+    built_in = list(world.sites.values())
+    world.sites = {
+        i: replace(built_in[(i - 1) % len(built_in)], idsite=i, name=f"site {i}") for i in range(1, sites + 1)
+    }
+    world.generate(first, last, VISITS_PER_DAY)
+    return world
+
+
+def run_tap(config: Path, state: dict | None, now: datetime, tmp: Path) -> dict:
+    """One run of the tap's CLI at `now`; its last state."""
+    command = [str(TAP_BIN / "tap-matomo"), "--config", str(config)]
+    if state is not None:
+        (tmp / "state.json").write_text(json.dumps(state))
+        command += ["--state", str(tmp / "state.json")]
+    env = {**os.environ, "MATOMO_NOW": now.isoformat()}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode:
+        sys.stderr.write(done.stderr[-3000:])
+        msg = f"the tap failed at {now:%H:%M}"
+        raise RuntimeError(msg)
+    last: dict = {}
+    for line in done.stdout.splitlines():
+        if '"type":"STATE"' in line.replace(" ", ""):
+            last = json.loads(line)["value"]
+    return last
+
+
+def asks_for_today(world: World, request: RecordedRequest, now: datetime) -> bool:
+    """A report request for a period that holds its site's today."""
+    params = request.params
+    if params.get("method") in NOT_REPORTS | RUN_WIDE or "period" not in params or "idSite" not in params:
+        return False
+    site = world.sites[int(params["idSite"])]
+    today = now.astimezone(site.tz).date()
+    start, end = reports.period_range(params["period"], date.fromisoformat(params["date"]))
+    return start <= today <= end
+
+
+def main() -> int:
+    real_now = datetime.now(UTC)
+    first_run = datetime.combine(real_now.date() - timedelta(days=2), datetime.min.time(), UTC) + timedelta(hours=22)
+    world = world_of(SITES, first_run - timedelta(days=2), first_run - timedelta(minutes=30))
+    clock = {"now": first_run}
+    sim = MatomoSimulator(world, {TOKEN: None}, now=lambda: clock["now"].timestamp()).start()
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="tap-matomo-hourly-") as folder:
+            tmp = Path(folder)
+            config = tmp / "config.json"
+            start = (first_run - timedelta(days=2)).date().isoformat()
+            config.write_text(json.dumps({"url": sim.url, "token_auth": TOKEN, "start_date": start}))
+            state = None
+            for hour in range(HOURS + 1):
+                now = clock["now"] = first_run + timedelta(hours=hour)
+                before = len(sim.requests)
+                state = run_tap(config, state, now, tmp)
+                sent = sim.requests[before:]
+                per_site = Counter(int(r.params["idSite"]) for r in sent if "idSite" in r.params)
+                methods = Counter(r.params.get("method", "") for r in sent)
+                today = sum(asks_for_today(world, r, now) for r in sent)
+                rows.append((now, len(sent), max(per_site.values(), default=0), per_site.total() / SITES, today, methods))
+                print(rows[-1][:5], methods.most_common(6), flush=True)
+    finally:
+        sim.stop()
+    table = [
+        "| run (UTC) | requests | per site, most | per site, mean | report requests for today | top methods |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for now, total, most, mean, today, methods in rows:
+        top = ", ".join(f"{m} {n}" for m, n in methods.most_common(4))
+        table.append(f"| {now:%H:%M} | {total:,} | {most} | {mean:.2f} | {today} | {top} |")
+    hourly = rows[1:]
+    body = (
+        f"Measured {real_now:%Y-%m-%d %H:%M} UTC on {machine()}; {SITES} sites, {VISITS_PER_DAY} visits a day each,"
+        f" default reports; the first row is the first run, the others hourly runs with no new visit.\n\n"
+        + "\n".join(table)
+        + f"\n\nHourly runs: at most {max(r[2] for r in hourly)} requests for a site, "
+        f"{sum(r[4] for r in hourly)} report requests for today in {len(hourly)} runs.\n"
+    )
+    report = ROOT / "docs" / "benchmarks-requests.md"
+    text = report.read_text() if report.exists() else "# Benchmark: requests of the hourly job\n"
+    marker = "<!-- results -->"
+    text = text.split(marker)[0] + marker + "\n" + body if marker in text else text + "\n" + marker + "\n" + body
+    report.write_text(text)
+    print(body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
