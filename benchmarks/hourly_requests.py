@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -50,23 +51,26 @@ def world_of(sites: int, first: datetime, last: datetime) -> World:
     return world
 
 
-def run_tap(config: Path, state: dict | None, now: datetime, tmp: Path) -> dict:
-    """One run of the tap's CLI at `now`; its last state."""
+def run_tap(config: Path, state: dict | None, now: datetime, tmp: Path) -> tuple[dict, int, int]:
+    """One run of the tap's CLI at `now`: its last state, and how many STATE messages and bytes it wrote."""
     command = [str(TAP_BIN / "tap-matomo"), "--config", str(config)]
     if state is not None:
         (tmp / "state.json").write_text(json.dumps(state))
         command += ["--state", str(tmp / "state.json")]
     env = {**os.environ, "MATOMO_NOW": now.isoformat()}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if done.returncode:
-        sys.stderr.write(done.stderr[-3000:])
-        msg = f"the tap failed at {now:%H:%M}"
+    last, states, state_bytes = "", 0, 0
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as tap:
+        assert tap.stdout is not None and tap.stderr is not None
+        errors = threading.Thread(target=tap.stderr.read)  # drained, not kept
+        errors.start()
+        for line in tap.stdout:
+            if line.startswith(b'{"type":"STATE"'):
+                last, states, state_bytes = line.decode(), states + 1, state_bytes + len(line)
+        errors.join()
+    if tap.returncode:
+        msg = f"the tap failed at {now:%H:%M} (exit {tap.returncode})"
         raise RuntimeError(msg)
-    last: dict = {}
-    for line in done.stdout.splitlines():
-        if '"type":"STATE"' in line.replace(" ", ""):
-            last = json.loads(line)["value"]
-    return last
+    return json.loads(last)["value"] if last else {}, states, state_bytes
 
 
 def asks_for_today(world: World, request: RecordedRequest, now: datetime) -> bool:
@@ -97,13 +101,17 @@ def main() -> int:
             for hour in range(HOURS + 1):
                 now = clock["now"] = first_run + timedelta(hours=hour)
                 before = len(sim.requests)
-                state = run_tap(config, state, now, tmp)
+                state, states, state_bytes = run_tap(config, state, now, tmp)
                 sent = sim.requests[before:]
                 per_site = Counter(int(r.params["idSite"]) for r in sent if "idSite" in r.params)
                 methods = Counter(r.params.get("method", "") for r in sent)
                 today = sum(asks_for_today(world, r, now) for r in sent)
-                rows.append((now, len(sent), max(per_site.values(), default=0), per_site.total() / SITES, today, methods))
-                print(rows[-1][:5], methods.most_common(6), flush=True)
+                rows.append(
+                    (now, len(sent), max(per_site.values(), default=0), per_site.total() / SITES, today, methods)
+                )
+                print(
+                    rows[-1][:5], methods.most_common(6), f"{states} STATE messages, {state_bytes:,} bytes", flush=True
+                )
     finally:
         sim.stop()
     table = [

@@ -4,14 +4,17 @@ one answer, through Meltano, the loader and dbt into `matomo_reports` (docs/repo
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import psycopg
-from matomo_simulator import MatomoSimulator
+import pytest
+from matomo_simulator import MatomoSimulator, World
+from matomo_simulator.reports import period_range
 from tap_matomo import clock
 
-from tests.conftest import project_meltano
+from tests.conftest import TOKENS, project_meltano
+from tests.helpers import TOKEN, run_tap
 from tests.pipeline import query
 
 REPORTS = json.dumps(
@@ -110,3 +113,64 @@ def test_rows_with_one_label_are_all_kept_and_marked_and_an_older_warehouse_foll
     assert query(database, f"SELECT count(*) FROM {table} WHERE row_index IS NULL") == [(0,)]  # noqa: S608
     both = query(database, f"SELECT count(*) FROM {table} WHERE period_start = %s AND label = %s", yesterday, SHARED)  # noqa: S608
     assert both == [(2,)]
+
+
+#: Requests that are not reports of a period (the Live log, a site's configuration, Matomo-wide calls).
+NOT_REPORTS = {
+    "Live.getLastVisitsDetails",
+    "Goals.getGoals",
+    "CustomDimensions.getConfiguredCustomDimensions",
+    "SitesManager.getSitesWithAtLeastViewAccess",
+    "API.getReportMetadata",
+}
+
+
+def test_hourly_runs_never_archive_today_and_read_a_closed_day_once_when_it_can_be_final(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hourly job around a UTC site's midnight, with no new visit (the clock set for the tap and the
+    simulator): no run asks for a period holding today (with browser archiving, Matomo's default, that
+    re-archives today); the day that closed is not read until `report_final_after_hours` (3) have passed,
+    then each of its reports once, and never again: its empty answers are final, as VisitsSummary.get
+    has visits for it."""
+    day = (clock.utc_now() - timedelta(days=3)).date()
+    midnight = datetime.combine(day + timedelta(days=1), time(0), UTC)
+    world = World(seed=11, max_actions_per_visit=20)
+    world.generate(midnight - timedelta(days=3), midnight - timedelta(hours=1), visits_per_day=30)
+    start = (day - timedelta(days=1)).isoformat()
+    asked: dict[float, list[dict[str, str]]] = {}
+    with MatomoSimulator(world, TOKENS) as simulator:
+        config = {"url": simulator.url, "token_auth": TOKEN, "start_date": start, "site_ids": [1]}
+        state = None
+        for hours in (-0.5, 0.5, 1.5, 3.5, 4.5):  # the runs, in hours after the site's midnight
+            monkeypatch.setenv("MATOMO_NOW", (midnight + timedelta(hours=hours)).isoformat())
+            since = len(simulator.requests)
+            run = run_tap(tmp_path, config, state)
+            assert run.returncode == 0, run.stderr[-3000:]
+            state = run.state
+            asked[hours] = [r.params for r in simulator.requests[since:]]
+
+    def reports(hours: float) -> list[dict[str, str]]:
+        """The report streams' requests (flat; `visits_summary`'s daily totals are asked for unflattened)."""
+        return [r for r in asked[hours] if r.get("flat") == "1"]
+
+    for hours, params in asked.items():
+        today = (midnight + timedelta(hours=hours)).date()
+        holding_today = [
+            r
+            for r in params
+            if r.get("method") not in NOT_REPORTS
+            and period_range(r["period"], date.fromisoformat(r["date"]))[0] <= today
+            and today <= period_range(r["period"], date.fromisoformat(r["date"]))[1]
+        ]
+        assert not holding_today, (hours, holding_today[:3])
+        assert all(r.get("method") != "API.getBulkRequest" for r in params)
+    assert reports(-0.5)  # the first run reads the closed days before `day`
+    assert not [r for r in reports(-0.5) if r["date"] == day.isoformat() and r["period"] == "day"]
+    assert not reports(0.5)
+    assert not reports(1.5)
+    read = [(r["method"], r["period"], r["date"], r.get("idGoal", ""), r.get("filter_offset")) for r in reports(3.5)]
+    assert len(read) == len(set(read))
+    before = {r["method"] for r in reports(-0.5) if r["period"] == "day"}
+    assert {m for m, p, d, *_ in read if p == "day" and d == day.isoformat()} == before  # every report of the day
+    assert not reports(4.5)

@@ -5,19 +5,26 @@ Per site and period type (day, week, month, year) a report stream keeps, in its 
 last read again; `pending`, the closed periods read whose answer was not final yet. A run reads:
 
 - the closed periods after `through` (a first run: from `start_date`, or the site's creation when
-  later, so no period before the site existed is asked for);
-- once a site-local day, the last `report_trailing_*` closed periods again, because late hits,
-  invalidations and GDPR erasures change archives after a period ends;
-- on every run, the pending periods still within that window (a day read before Matomo archived it);
+  later, so no period before the site existed is asked for), each once `report_final_after_hours` have
+  passed since its end in the site's timezone (by then `core:archive`, hourly by default, has archived
+  it, and late hits have arrived): a closed day is read once, when its answer can be final;
+- once a site-local day, with the newest closed period, the last `report_trailing_*` closed periods
+  again, because late hits, invalidations and GDPR erasures change archives after a period ends;
+- on every run, the pending periods still within that window;
 - the unfinished current period, only with `report_include_current_period` (never final, read again
-  by every run).
+  by every run). Without it, no request names a period holding today: with browser-triggered
+  archiving (Matomo's default) each would make Matomo archive today again.
 
-A row is final (`is_final`) when its period had ended in the site's timezone, Matomo answered at
-least `report_final_after_hours` after that end (by then `core:archive`, hourly by default, has
-archived it), and the answer was not empty: Matomo answers a period, or a segment, it has not archived
-with zeros or `[]`, never an error, and a zero must not pass for a final number. What each run read is
-reported in `report_fetches` (one row per report, site, period and parameters), so that the warehouse
-keeps each period's latest answer whole, also when a later answer has fewer rows.
+A row is final (`is_final`) when its period had ended in the site's timezone and Matomo answered at
+least `report_final_after_hours` after that end, and the answer was not empty, or was empty while
+VisitsSummary.get (read first, in the default set) had visits for the period: Matomo answers a period
+it has not archived with zeros or `[]`, never an error, and a zero must not pass for a final number,
+but an archived period without, say, social referrers has none. Final means "Matomo's archive, as
+read": a re-archive (late hits, an erasure, an invalidation) can still change it, which the trailing
+window and the nightly reconcile read again. What each run read is reported in `report_fetches` (one
+row per report, site, period and parameters), so that the warehouse keeps each period's latest answer
+whole, also when a later answer has fewer rows. Rows are keyed by their position in the answer
+(`row_index`): Matomo's labels are not unique.
 
 Requests go up to `max_parallel_requests` at once; `report_bulk_size` > 1 asks for that many periods
 in one `API.getBulkRequest`; a report longer than `report_page_size` rows is paged with
@@ -110,9 +117,15 @@ class Fetched:
 
 @dataclass
 class ReportLedger:
-    """The periods this run read, per site; `report_fetches` reports them after the site's reports."""
+    """The periods this run read, per site; `report_fetches` reports them after the site's reports.
+
+    `visits`: VisitsSummary.get's visits of each period it read this run (site, period, start), when
+    it is among the reports (the default set reads it first): a period with visits has been archived,
+    so an empty answer of another report for it is that report's answer, not a missing archive.
+    """
 
     fetched: dict[int, list[Fetched]] = field(default_factory=dict)
+    visits: dict[tuple[int, Period, date], int] = field(default_factory=dict)
 
 
 class ReportStream(PluginStream):
@@ -158,7 +171,7 @@ class ReportStream(PluginStream):
         refreshed: set[Period] = set()
         for period in self.spec.periods:
             window = windows[period] = PeriodWindow(period, today)
-            starts_of[period], reads_trailing = self._starts(window, bookmarks.get(period, {}), context)
+            starts_of[period], reads_trailing = self._starts(window, bookmarks.get(period, {}), context, tz)
             if reads_trailing:
                 refreshed.add(period)
         # The site's goals or dimensions are asked for only when there is a period to read.
@@ -173,7 +186,8 @@ class ReportStream(PluginStream):
         if not expansions:  # a site without goals (or dimensions): nothing to read, its periods are done
             fetched_now = {period: [(start, True) for start in starts] for period, starts in starts_of.items()}
         for request, rows, fetched_at in self._answers(context, plan):
-            final = self._is_final(request, rows, fetched_at, windows[request.period], tz)
+            self._note_visits(context, request, rows)
+            final = self._is_final(context, request, rows, fetched_at, windows[request.period], tz)
             self.ledger.fetched.setdefault(context["idsite"], []).append(
                 Fetched(
                     self.name,
@@ -220,20 +234,29 @@ class ReportStream(PluginStream):
     def _trailing(self, window: PeriodWindow) -> list[date]:
         return window.trailing(int(self.config[_TRAILING_SETTING[window.period]]))
 
-    def _starts(self, window: PeriodWindow, bookmark: dict[str, t.Any], context: Context) -> tuple[list[date], bool]:
+    def _starts(
+        self, window: PeriodWindow, bookmark: dict[str, t.Any], context: Context, tz: t.Any
+    ) -> tuple[list[date], bool]:
         """The period starts to read this run, oldest first (the current period last, when asked for), and
-        whether they hold the trailing window (read once a site-local day)."""
+        whether they hold the trailing window (read once a site-local day).
+
+        A closed period is first read once its answer can be final (`report_final_after_hours` after its
+        end): read earlier, it would be read again on every run until then. The trailing window is read
+        again with the newest closed period, on the first run of the day that can read it."""
         first = self._first_day(context, window)
         through = bookmark.get("through")
+        now, period = clock.utc_now(), window.period
         if through:
-            starts = set(window.closed_since(next_start(window.period, date.fromisoformat(through))))
-            reads_trailing = bookmark.get("refreshed_on") != window.today.isoformat()
+            starts = set(window.closed_since(next_start(period, date.fromisoformat(through))))
+            newest_ready = self._archived_by(period, window.last_closed, tz) <= now
+            reads_trailing = newest_ready and bookmark.get("refreshed_on") != window.today.isoformat()
             if reads_trailing:
                 starts |= set(self._trailing(window))
             starts |= {date.fromisoformat(p) for p in bookmark.get("pending", [])} & set(self._trailing(window))
         else:  # a first run: every closed period since the first day, the trailing window among them
             starts, reads_trailing = set(window.closed_since(first)), True
-        ordered = sorted(s for s in starts if period_end(window.period, s) >= first)
+        ready = [s for s in starts if self._archived_by(period, s, tz) <= now]
+        ordered = sorted(s for s in ready if period_end(period, s) >= first)
         if self.config["report_include_current_period"]:
             ordered.append(window.current)
         return ordered, reads_trailing
@@ -260,24 +283,31 @@ class ReportStream(PluginStream):
             "pending": sorted({start.isoformat() for start, final in closed if not final and start in trailing}),
         }
 
-    @staticmethod
-    def _local_midnight_after(day: date, tz: t.Any) -> datetime:
-        return datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    def _note_visits(self, context: Context, request: ReportRequest, rows: list[dict[str, t.Any]]) -> None:
+        """VisitsSummary.get's visits of a period, for the other reports of the site (`ReportLedger.visits`)."""
+        if self.spec.method == "VisitsSummary.get" and not self.spec.segment and rows:
+            visits = integer(rows[0].get("nb_visits")) or 0
+            self.ledger.visits[context["idsite"], request.period, request.start] = visits
+
+    def _archived_by(self, period: Period, start: date, tz: t.Any) -> datetime:
+        """When Matomo has archived a closed period: `report_final_after_hours` after its site-local end."""
+        end = datetime.combine(period_end(period, start) + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+        return end + timedelta(hours=float(self.config["report_final_after_hours"]))
 
     def _is_final(
         self,
+        context: Context,
         request: ReportRequest,
         rows: list[dict[str, t.Any]],
         fetched_at: datetime,
         window: PeriodWindow,
         tz: t.Any,
     ) -> bool:
-        if request.start > window.last_closed or is_empty(rows):
+        """Whether the answer is Matomo's archive of a closed period: read after `_archived_by`, and not an
+        empty answer unless VisitsSummary.get had visits for the period (then empty is the answer)."""
+        if request.start > window.last_closed or fetched_at < self._archived_by(request.period, request.start, tz):
             return False
-        archived_by = self._local_midnight_after(period_end(request.period, request.start), tz) + timedelta(
-            hours=float(self.config["report_final_after_hours"])
-        )
-        return fetched_at >= archived_by
+        return not is_empty(rows) or self.ledger.visits.get((context["idsite"], request.period, request.start), 0) > 0
 
     # -- asking Matomo -----------------------------------------------------------------------------
 

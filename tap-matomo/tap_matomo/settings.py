@@ -222,12 +222,13 @@ SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "report_final_after_hours",
-        th.NumberType(minimum=0),
+        th.IntegerType(minimum=0),  # whole hours: Meltano cannot pass a `decimal` setting from the environment
         default=3,
         title="Report final after hours",
         description=(
-            "A period's answer is final (is_final) when Matomo gave it this long after the period's end in the "
-            "site's timezone (core:archive runs hourly by default) and it is not empty"
+            "Hours after a period's end in the site's timezone before it is first read (core:archive runs hourly by "
+            "default; hits can arrive late): its answer is then final (is_final) unless empty while VisitsSummary.get "
+            "has no visit for it. Final means Matomo's archive as read; a re-archive can still change it"
         ),
     ),
     th.Property(
