@@ -174,3 +174,40 @@ def test_hourly_runs_never_archive_today_and_read_a_closed_day_once_when_it_can_
     before = {r["method"] for r in reports(-0.5) if r["period"] == "day"}
     assert {m for m, p, d, *_ in read if p == "day" and d == day.isoformat()} == before  # every report of the day
     assert not reports(4.5)
+
+
+def test_after_an_erasure_the_reconciliation_blames_the_reports_copy_not_the_raw_log(
+    simulator: MatomoSimulator, database: str, tmp_path: Path
+) -> None:
+    """A GDPR erasure on a day whose reports were read: the nightly reconcile deletes the erased visits from
+    the raw side and fetches Matomo's new totals; `matomo_reconciliation` then says the warehouse's copy of
+    that day's Actions.get is behind (not the raw log), and its check does not warn."""
+    yesterday = (clock.utc_now() - timedelta(days=1)).date()
+    meltano = project_meltano(simulator.url, database, tmp_path / "meltano.db")
+    reports = [
+        {"method": "VisitsSummary.get", "name": "report_visits_summary", "periods": ["day"]},
+        {"method": "Actions.get", "name": "report_actions_summary", "periods": ["day"]},
+    ]
+    meltano.env |= {
+        "TAP_MATOMO_REPORTS": json.dumps(reports),
+        "TAP_MATOMO_REPORT_FINAL_AFTER_HOURS": "0",  # yesterday's reports final at once, at any hour
+        "STARTDATE": (yesterday - timedelta(days=1)).isoformat(),
+        "MATOMO_SITE": "1",
+    }
+    first = meltano.run("run", "matomo-to-postgres")
+    assert first.returncode == 0, first.stderr[-3000:]
+    day = "SELECT actions_final, differs, behind, pageviews_difference FROM matomo_reconciliation WHERE site_day = %s"
+    assert query(database, day, yesterday) == [(True, False, None, 0)]
+
+    lo, hi = simulator.world.site_day_bounds(1, yesterday)
+    viewed = [
+        v.idvisit
+        for v in simulator.world.visits.values()
+        if v.idsite == 1 and lo <= v.last_action < hi and any(a.kind == "action" for a in v.actions)
+    ]
+    assert simulator.delete_data_subjects(viewed[:3]) == 3
+    reconcile = meltano.run("run", "matomo-reconcile")
+    assert reconcile.returncode == 0, reconcile.stderr[-3000:]
+    actions_final, differs, behind, pageviews_difference = query(database, day, yesterday)[0]
+    assert pageviews_difference < 0  # the raw log lost the erased pageviews; the copy of Actions.get did not
+    assert (actions_final, differs, behind) == (True, False, "reports")

@@ -196,7 +196,11 @@ def report_schema(spec: ReportSpec, metadata: ReportMetadata) -> dict[str, t.Any
         th.Property("other_metrics", th.ObjectType(additional_properties=True), description="the row's other metrics"),
         th.Property("goals", th.ObjectType(additional_properties=True), description="per-goal metrics, by idgoal=N"),
         th.Property("attributes", th.ObjectType(additional_properties=True), description="the row's other fields"),
-        th.Property("is_final", th.BooleanType, description="the period had ended and was archived when fetched"),
+        th.Property(
+            "is_final",
+            th.BooleanType,
+            description="Matomo's archive of the ended period, as read (a re-archive can still change it)",
+        ),
         th.Property("fetched_at", th.DateTimeType, description="UTC, when Matomo answered"),
     ]
     return th.PropertiesList(*properties).to_dict()

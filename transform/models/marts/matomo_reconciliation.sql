@@ -30,6 +30,15 @@ actions as (
     where period = 'day' and segment = '' and params = ''
 ),
 
+-- VisitsSummary.get of the day as the reports were read with it (report_visits_summary), to tell whether
+-- Matomo's totals moved since (late hits, an erasure): then the warehouse's copy of the day's reports is
+-- behind Matomo, not the raw log.
+reported as (
+    select idsite, period_start as site_day, nb_visits, nb_actions, fetched_at
+    from {{ ref('stg_matomo__reports_visits') }}
+    where period = 'day' and segment = '' and params = ''
+),
+
 compared as (
     select
         s.idsite,
@@ -51,20 +60,40 @@ compared as (
         coalesce(d.downloads, 0) - a.nb_downloads as downloads_difference,
         coalesce(d.outlinks, 0) - a.nb_outlinks as outlinks_difference,
         coalesce(d.searches, 0) - a.nb_searches as searches_difference,
-        coalesce(a.is_final, false) as actions_final
+        coalesce(a.is_final, false) as actions_final,
+        coalesce(
+            r.fetched_at < s.fetched_at and (r.nb_visits <> s.nb_visits or r.nb_actions <> s.nb_actions), false
+        ) as reports_behind
     from summary s
     left join sites t on t.idsite = s.idsite
     left join {{ ref('matomo_daily') }} d on d.idsite = s.idsite and d.site_day = s.site_day
     left join actions a on a.idsite = s.idsite and a.site_day = s.site_day
+    left join reported r on r.idsite = s.idsite and r.site_day = s.site_day
+),
+
+checked as (
+    select
+        *,
+        coalesce(archived and (visits_difference <> 0 or actions_difference <> 0), false) as totals_differ,
+        -- Actions.get is compared only while it is Matomo's current answer (its day's totals did not move).
+        coalesce(
+            actions_final and not reports_behind
+            and (pageviews_difference <> 0 or downloads_difference <> 0
+                 or outlinks_difference <> 0 or searches_difference <> 0),
+            false
+        ) as actions_differ
+    from compared
 )
 
 select
     *,
-    -- The day is to be looked at: an archived day whose totals differ, or a final Actions.get that does.
-    coalesce(
-        (archived and (visits_difference <> 0 or actions_difference <> 0))
-        or (actions_final and (pageviews_difference <> 0 or downloads_difference <> 0
-                               or outlinks_difference <> 0 or searches_difference <> 0)),
-        false
-    ) as differs
-from compared
+    -- The day is to be looked at: an archived day whose totals differ, or a current final Actions.get that does.
+    totals_differ or actions_differ as differs,
+    -- Which side is behind Matomo: the raw log (its totals differ from Matomo's now), the warehouse's copy
+    -- of Matomo's reports (Matomo's totals changed since they were read: read again by the trailing window
+    -- or the next reconcile), or neither.
+    case
+        when totals_differ or actions_differ then 'raw log'
+        when reports_behind then 'reports'
+    end as behind
+from checked

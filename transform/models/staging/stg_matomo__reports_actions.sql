@@ -1,5 +1,5 @@
 -- Actions.get: pageviews, downloads, outlinks and site searches per period.
--- One row per report, site, period, period start, segment, parameters and label: the current rows of each
+-- One row per report, site, period, period start, segment, parameters and row of the answer: the current rows of each
 -- report of the family (var report_families.actions), metrics numeric (macros/reports.sql).
 {{ config(materialized='view') }}
 {%- set reports = var('report_families')['actions'] %}

@@ -1,5 +1,5 @@
 -- Goals.get: conversions and revenue of all goals, of each goal (params idGoal=N) and of ecommerce orders.
--- One row per report, site, period, period start, segment, parameters and label: the current rows of each
+-- One row per report, site, period, period start, segment, parameters and row of the answer: the current rows of each
 -- report of the family (var report_families.goals), metrics numeric (macros/reports.sql).
 {{ config(materialized='view') }}
 {%- set reports = var('report_families')['goals'] %}

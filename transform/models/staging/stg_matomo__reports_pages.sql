@@ -1,5 +1,5 @@
 -- The Actions reports row by row: page URLs (full paths) and titles, entry and exit pages, site search keywords, downloads and outlinks.
--- One row per report, site, period, period start, segment, parameters and label: the current rows of each
+-- One row per report, site, period, period start, segment, parameters and row of the answer: the current rows of each
 -- report of the family (var report_families.pages), metrics numeric (macros/reports.sql).
 {{ config(materialized='view') }}
 {%- set reports = var('report_families')['pages'] %}

@@ -1,5 +1,5 @@
 -- Ecommerce items sold, by product name and by SKU.
--- One row per report, site, period, period start, segment, parameters and label: the current rows of each
+-- One row per report, site, period, period start, segment, parameters and row of the answer: the current rows of each
 -- report of the family (var report_families.products), metrics numeric (macros/reports.sql).
 {{ config(materialized='view') }}
 {%- set reports = var('report_families')['products'] %}

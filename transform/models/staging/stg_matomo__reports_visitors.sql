@@ -1,5 +1,5 @@
 -- Reports of visits by a visit's dimension: channels and referrers, countries and cities, devices, browsers and operating systems, the server hour a visit started, custom dimensions (their action-scope ones count nb_hits).
--- One row per report, site, period, period start, segment, parameters and label: the current rows of each
+-- One row per report, site, period, period start, segment, parameters and row of the answer: the current rows of each
 -- report of the family (var report_families.visitors), metrics numeric (macros/reports.sql).
 {{ config(materialized='view') }}
 {%- set reports = var('report_families')['visitors'] %}

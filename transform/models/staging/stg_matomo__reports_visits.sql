@@ -1,5 +1,5 @@
 -- VisitsSummary.get: the site's visits, unique visitors, actions and bounces per period (unique visitors of a week or month are Matomo's own, not a sum of days).
--- One row per report, site, period, period start, segment, parameters and label: the current rows of each
+-- One row per report, site, period, period start, segment, parameters and row of the answer: the current rows of each
 -- report of the family (var report_families.visits), metrics numeric (macros/reports.sql).
 {{ config(materialized='view') }}
 {%- set reports = var('report_families')['visits'] %}
