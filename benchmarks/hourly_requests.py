@@ -60,7 +60,8 @@ def run_tap(config: Path, state: dict | None, now: datetime, tmp: Path) -> tuple
     env = {**os.environ, "MATOMO_NOW": now.isoformat()}
     last, states, state_bytes = "", 0, 0
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as tap:
-        assert tap.stdout is not None and tap.stderr is not None
+        assert tap.stdout is not None
+        assert tap.stderr is not None
         errors = threading.Thread(target=tap.stderr.read)  # drained, not kept
         errors.start()
         for line in tap.stdout:
