@@ -8,7 +8,7 @@ with it. The simulator records every request: counted per run, per site and per 
 report requests for a period holding the site's today (with browser archiving, Matomo's default, each
 makes Matomo archive today again).
 
-    .venv/bin/python -m benchmarks.hourly_requests        # about 10 minutes
+    .venv/bin/python -m benchmarks.hourly_requests [SITES]      # 100 sites by default
 
 Results: docs/benchmarks-requests.md.
 """
@@ -86,9 +86,10 @@ def asks_for_today(world: World, request: RecordedRequest, now: datetime) -> boo
 
 
 def main() -> int:
+    sites = int(sys.argv[1]) if len(sys.argv) > 1 else SITES
     real_now = datetime.now(UTC)
     first_run = datetime.combine(real_now.date() - timedelta(days=2), datetime.min.time(), UTC) + timedelta(hours=22)
-    world = world_of(SITES, first_run - timedelta(days=2), first_run - timedelta(minutes=30))
+    world = world_of(sites, first_run - timedelta(days=2), first_run - timedelta(minutes=30))
     clock = {"now": first_run}
     sim = MatomoSimulator(world, {TOKEN: None}, now=lambda: clock["now"].timestamp()).start()
     rows = []
@@ -108,7 +109,7 @@ def main() -> int:
                 methods = Counter(r.params.get("method", "") for r in sent)
                 today = sum(asks_for_today(world, r, now) for r in sent)
                 rows.append(
-                    (now, len(sent), max(per_site.values(), default=0), per_site.total() / SITES, today, methods)
+                    (now, len(sent), max(per_site.values(), default=0), per_site.total() / sites, today, methods)
                 )
                 print(
                     rows[-1][:5], methods.most_common(6), f"{states} STATE messages, {state_bytes:,} bytes", flush=True
@@ -124,7 +125,7 @@ def main() -> int:
         table.append(f"| {now:%H:%M} | {total:,} | {most} | {mean:.2f} | {today} | {top} |")
     hourly = rows[1:]
     body = (
-        f"Measured {real_now:%Y-%m-%d %H:%M} UTC on {machine()}; {SITES} sites, {VISITS_PER_DAY} visits a day each,"
+        f"Measured {real_now:%Y-%m-%d %H:%M} UTC on {machine()}; {sites} sites, {VISITS_PER_DAY} visits a day each,"
         f" default reports; the first row is the first run, the others hourly runs with no new visit.\n\n"
         + "\n".join(table)
         + f"\n\nHourly runs: at most {max(r[2] for r in hourly)} requests for a site, "

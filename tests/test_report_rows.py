@@ -60,9 +60,10 @@ def test_records_hold_every_metric_and_label_path_of_the_real_answers() -> None:
             schema = report_schema(ReportSpec(default_name(method, {}), method), metadata)
             validators[site, method] = jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
         declared = frozenset(metadata.metrics.get(method, {}))
-        for row in rows_of(json.loads((FIXTURES / entry["file"]).read_text())):
+        for index, row in enumerate(rows_of(json.loads((FIXTURES / entry["file"]).read_text())), 1):
             record = map_row(row, declared)
             keys = {"idsite": site, "period": params["period"], "period_start": params["date"], "segment": ""}
+            keys["row_index"] = index
             full = {**keys, "params": "", "is_final": True, "fetched_at": "2026-12-03T12:30:00+00:00", **record}
             validators[site, method].validate(full)
             path_keys = [k for k, v in row.items() if k[:1].isupper() and "_" in k and isinstance(v, str)]
