@@ -51,6 +51,8 @@ CONTRACT = {
     "target_postgres.sinks.PostgresSink.process_batch_files": ["self", "encoding", "files"],
     "target_postgres.sinks.PostgresSink.append_only": "property",
     "target_postgres.sinks.PostgresSink.schema_name": "property",
+    "target_postgres.sinks.PostgresSink.table_name": "property",
+    "target_postgres.sinks.PostgresSink.key_properties": "property",
     "target_postgres.sinks.PostgresSink.include_sdc_metadata_properties": "property",
     "target_postgres.sinks.PostgresSink.record_counter_metric": "property",
     "target_postgres.sinks.PostgresSink.connector": "property",
