@@ -78,10 +78,11 @@ def test_reports_equal_what_the_raw_visits_give(
     actions = by_key(
         [r for r in records(run, "report_actions_summary") if r["period"] == "day"], "idsite", "period_start"
     )
-    # Each site's closed days since the start date, in its own calendar: New York's today starts 5 hours
-    # after UTC's, Kolkata's 5.5 hours before.
+    # Each site's closed days since the start date, in its own calendar (New York's today starts 5 hours
+    # after UTC's, Kolkata's 5.5 hours before), once report_final_after_hours (3) have passed since their end.
     start = date.fromisoformat(report_config["start_date"])
-    closed = {site: (clock.utc_now().astimezone(simulator.world.sites[site].tz).date() - start).days for site in (2, 3)}
+    ready = clock.utc_now() - timedelta(hours=3)
+    closed = {site: (ready.astimezone(simulator.world.sites[site].tz).date() - start).days for site in (2, 3)}
     assert Counter(r["idsite"] for r in summaries) == closed
     for summary in summaries:
         day = datetime.fromisoformat(summary["period_start"]).date()
@@ -319,7 +320,7 @@ def test_the_current_period_only_when_asked_and_never_final(
     simulator: MatomoSimulator, report_config: dict, tmp_path: Path
 ) -> None:
     config = report_config | {"reports": [{"method": "VisitsSummary.get", "periods": ["day", "month"]}]}
-    config |= {"report_include_current_period": True, "site_ids": [3]}
+    config |= {"report_include_current_period": True, "site_ids": [3], "report_final_after_hours": 0}
     run = run_tap(tmp_path, config)
     today = clock.utc_now().astimezone(simulator.world.sites[3].tz).date()
     current_starts = {("day", today.isoformat()), ("month", today.replace(day=1).isoformat())}
