@@ -8,7 +8,8 @@ with it. The simulator records every request: counted per run, per site and per 
 report requests for a period holding the site's today (with browser archiving, Matomo's default, each
 makes Matomo archive today again).
 
-    .venv/bin/python -m benchmarks.hourly_requests [SITES]      # 100 sites by default
+    .venv/bin/python -m benchmarks.hourly_requests [SITES]      # 100 sites by default: about 45 minutes,
+                                                                # most of it the first run's STATE messages
 
 Results: docs/benchmarks-requests.md.
 """
@@ -30,7 +31,7 @@ from matomo_simulator import reports
 from matomo_simulator.dataset import World
 from matomo_simulator.server import MatomoSimulator, RecordedRequest
 
-from benchmarks.run import ROOT, TAP_BIN, TOKEN, machine
+from benchmarks.run import ROOT, TAP_BIN, TOKEN, machine, write_results
 
 SITES = 100
 VISITS_PER_DAY = 12
@@ -131,12 +132,7 @@ def main() -> int:
         + f"\n\nHourly runs: at most {max(r[2] for r in hourly)} requests for a site, "
         f"{sum(r[4] for r in hourly)} report requests for today in {len(hourly)} runs.\n"
     )
-    report = ROOT / "docs" / "benchmarks-requests.md"
-    text = report.read_text() if report.exists() else "# Benchmark: requests of the hourly job\n"
-    marker = "<!-- results -->"
-    text = text.split(marker)[0] + marker + "\n" + body if marker in text else text + "\n" + marker + "\n" + body
-    report.write_text(text)
-    print(body)
+    write_results(ROOT / "docs" / "benchmarks-requests.md", body, "Benchmark: what the hourly job asks Matomo for")
     return 0
 
 

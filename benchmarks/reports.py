@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from benchmarks.run import ROOT, TAP_BIN, TOKEN, Simulator, machine
+from benchmarks.run import ROOT, TAP_BIN, TOKEN, Simulator, machine, write_results
 
 METRIC = re.compile(r'METRIC: (\{.*"metric":\s*"http_request_count".*\})')
 LATENCY_MS = 300
@@ -108,8 +108,6 @@ def main() -> int:
                     print(hourly, flush=True)
     finally:
         sim.stop()
-    report = ROOT / "docs" / "benchmarks-reports.md"
-    text = report.read_text() if report.exists() else ""
     table = [
         "| window | max_parallel_requests | report_bulk_size | requests | rows | wall s |",
         "|---|---:|---:|---:|---:|---:|",
@@ -122,10 +120,7 @@ def main() -> int:
         f"{sim.visits:,} visits over {YEAR + 2} days, {LATENCY_MS} ms per answer.\n\n"
     )
     body = measured + "\n".join(table) + "\n\n" + "\n".join(hourly_table) + "\n"
-    marker = "<!-- results -->"
-    text = text.split(marker)[0] + marker + "\n" + body if marker in text else text + "\n" + marker + "\n" + body
-    report.write_text(text)
-    print(body)
+    write_results(ROOT / "docs" / "benchmarks-reports.md", body, "Benchmark: a year of Matomo's reports for one site")
     return 0
 
 

@@ -149,6 +149,15 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Python {platform.python_version()}"
 
 
+def write_results(report: Path, body: str, title: str) -> None:
+    """`body` as the results of `report` (a doc under docs/): what follows its `<!-- results -->` marker is
+    replaced, the text before it (written by hand) kept; a new doc starts with `title`."""
+    marker = "<!-- results -->"
+    text = report.read_text() if report.exists() else f"# {title}\n"
+    report.write_text(text.split(marker)[0] + marker + "\n" + body if marker in text else f"{text}\n{marker}\n{body}")
+    print(body)
+
+
 class Simulator:
     """The simulator CLI in its own process, as a Matomo server is."""
 

@@ -203,7 +203,7 @@ class ReportStream(PluginStream):
             )
             fetched_now[request.period].append((request.start, final))
             for index, row in enumerate(rows, 1):
-                yield self._record(context, request, row, final, fetched_at) | {"row_index": index}
+                yield self._record(context, request, index, row, final, fetched_at)
         if self._skipped():
             return  # nothing was read: the bookmarks stay
         for period, window in windows.items():
@@ -292,7 +292,7 @@ class ReportStream(PluginStream):
     def _archived_by(self, period: Period, start: date, tz: t.Any) -> datetime:
         """When Matomo has archived a closed period: `report_final_after_hours` after its site-local end."""
         end = datetime.combine(period_end(period, start) + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
-        return end + timedelta(hours=float(self.config["report_final_after_hours"]))
+        return end + timedelta(hours=int(self.config["report_final_after_hours"]))
 
     def _is_final(
         self,
@@ -426,8 +426,15 @@ class ReportStream(PluginStream):
         return params
 
     def _record(
-        self, context: Context, request: ReportRequest, row: dict[str, t.Any], final: bool, fetched_at: datetime
+        self,
+        context: Context,
+        request: ReportRequest,
+        index: int,
+        row: dict[str, t.Any],
+        final: bool,
+        fetched_at: datetime,
     ) -> dict[str, t.Any]:
+        """A row's record: the keys (its position in the answer, from 1, as `row_index`), its fields, when read."""
         return {
             "idsite": context["idsite"],
             "period": request.period,
@@ -435,6 +442,7 @@ class ReportStream(PluginStream):
             "period_end": period_end(request.period, request.start).isoformat(),
             "segment": self.spec.segment,
             "params": request.params_text,
+            "row_index": index,
             **map_row(row, self.declared),
             "is_final": final,
             "fetched_at": fetched_at.isoformat(),
