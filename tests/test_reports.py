@@ -178,6 +178,7 @@ def test_a_second_run_the_same_day_reads_only_what_was_not_final(
 def test_the_trailing_window_is_read_again_once_a_day_and_takes_a_late_change(
     simulator: MatomoSimulator, report_config: dict, tmp_path: Path
 ) -> None:
+    report_config = report_config | {"report_final_after_hours": 0}  # yesterday read at once, at any hour
     first = run_tap(tmp_path, report_config)
     assert first.returncode == 0
     yesterday = (clock.utc_now().astimezone(simulator.world.sites[2].tz) - timedelta(days=1)).date()
@@ -295,6 +296,7 @@ def test_unarchived_periods_are_never_final_until_archived(
     """With core:archive by cron and not yet run, Matomo answers zeros and []: read again until archived."""
     simulator.browser_archiving = False
     config = report_config | {"reports": [{"method": "VisitsSummary.get", "periods": ["day"]}], "site_ids": [2]}
+    config["report_final_after_hours"] = 0  # every day of the window read at once, also just after midnight
     first = run_tap(tmp_path, config)
     assert first.returncode == 0
     rows = records(first, "report_visits_summary_get")
