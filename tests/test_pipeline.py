@@ -255,13 +255,26 @@ def test_a_successful_job_logs_no_warning_or_error(meltano: Meltano, simulator: 
 
 
 def one_clear_line(done: subprocess.CompletedProcess[str], expected: str) -> None:
-    """A failed run says why in one line: no traceback, no frame boxes, no colour codes."""
+    """A failed run says why in one line, at error level, once, and only Meltano's closing lines follow it:
+    no traceback, no frame boxes, no colour codes."""
     output = done.stdout + done.stderr
     assert done.returncode != 0
-    assert expected in output, output[-3000:]
+    lines = output.splitlines()
+    said = [i for i, line in enumerate(lines) if expected in line]
+    assert len(said) == 1, output[-3000:]
+    assert "[error" in lines[said[0]], lines[said[0]]
+    assert all(" meltano " in line for line in lines[said[0] + 1 :]), lines[said[0] :]
     assert "Traceback" not in output
     assert "Error details" not in output
     assert "\x1b[" not in output
+
+
+def left_batch_files(folder: Path, seconds: float = 5.0) -> list[str]:
+    """The tap's files in `folder` once they stop changing (a killed tap's watcher may still be at work)."""
+    deadline = time.monotonic() + seconds
+    while (left := sorted(path.name for path in folder.glob("tap-matomo--*"))) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
 
 
 @pytest.mark.parametrize(
@@ -286,11 +299,16 @@ def test_database_problems_are_one_line_and_batch_files_do_not_pile_up(
     assert "wrong" not in done.stdout + done.stderr.replace("password authentication failed", "")
     assert PASSWORD not in done.stdout + done.stderr
 
-    # Meltano kills the tap (SIGKILL) once the loader failed: the files the loader never read stay; the next run
-    # removes those older than a live run's ever get (a finished tap's files may still be loading).
-    left = sorted(batches.glob("tap-matomo--*.jsonl"))
-    assert left, "the tap wrote its files before the loader failed"
+    # The files nothing will load are gone: those the loader was told of (it removes them as it fails) and
+    # those the tap wrote until Meltano killed it (its watcher removes them).
+    assert not left_batch_files(batches), "the files of a run that cannot be loaded stay"
+
+    # What a machine crash leaves (no process lived to remove it) the next run removes, once older than a live
+    # run's files ever get (a finished tap's files may still be loading).
+    batches.mkdir(exist_ok=True)
+    left = [batches / f"tap-matomo--0123456789abcdef--visits_actions-0123abcd-{n}.jsonl" for n in (1, 2)]
     for path in left:
+        path.write_text("{}\n")
         os.utime(path, (time.time() - 7 * 3600,) * 2)
     meltano.env["PGDATABASE"] = f"postgresql://postgres@{server}/{name}"
     again = meltano.run("run", "tap-matomo", "target-postgres")
@@ -330,3 +348,4 @@ def test_a_database_that_refuses_stops_the_run_in_seconds_with_one_line(
     unread = [line for line in lines if "site 4 " in line and "actions emitted" in line]
     assert not unread, "the tap went on extracting after the loader failed"
     assert len(lines) <= 60, len(lines)
+    assert not left_batch_files(tmp_path / "batches"), "the files of a run that cannot be loaded stay"

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import requests
 from singer_sdk import Stream, Tap
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
-from tap_matomo import clock, report_specs, report_streams, settings, streams
+from tap_matomo import batch_files, clock, report_specs, report_streams, settings, streams
 from tap_matomo.allocator import return_large_blocks_to_the_system
 from tap_matomo.client import MatomoStream, public_url
 from tap_matomo.compat import override
@@ -24,6 +23,8 @@ from tap_matomo.timezones import UnknownTimezoneError
 
 #: Failures with a message that says it all: logged as one line, no traceback.
 EXPECTED_FAILURES = (FatalAPIError, RetriableAPIError, InvalidVisitError, UnknownTimezoneError)
+#: ... and the end of a run whose output is no longer read (the loader failed and said why; click exits 1).
+QUIET_FAILURES = (*EXPECTED_FAILURES, BrokenPipeError)
 
 
 class TapMatomo(Tap):
@@ -31,7 +32,7 @@ class TapMatomo(Tap):
 
     name = "tap-matomo"
     config_jsonschema = settings.SCHEMA
-    message_writer_class = MsgSpecWriter  # faster than the SDK's default JSON writer
+    message_writer_class = batch_files.RunOutputWriter  # msgspec's writer, and a run's files when unread
     #: Whether report schemas come from the server's own metadata: only when discovering (`--discover`).
     #: A tap built for a sync, a test or a listing of sites asks Matomo nothing before it syncs; its
     #: report records follow the catalog's schemas (see `report_specs.declared_metrics`).
@@ -67,8 +68,8 @@ class TapMatomo(Tap):
         limiter = RequestRateLimiter(self.config.get("max_requests_per_minute"))  # one for the whole run
         for stream in found:
             stream.rate_limiter = limiter
-            quiet(stream.logger, EXPECTED_FAILURES)
-        quiet(logging.getLogger("singer_sdk"), EXPECTED_FAILURES)  # the SDK's state helpers log there
+            quiet(stream.logger, QUIET_FAILURES)
+        quiet(logging.getLogger("singer_sdk"), QUIET_FAILURES)  # the SDK's state helpers log there
         return list(found)
 
     @override
