@@ -212,3 +212,79 @@ def test_after_an_erasure_the_reconciliation_blames_the_reports_copy_not_the_raw
     actions_final, differs, behind, pageviews_difference = query(database, day, yesterday)[0]
     assert pageviews_difference < 0  # the raw log lost the erased pageviews; the copy of Actions.get did not
     assert (actions_final, differs, behind) == (True, False, "reports")
+
+
+def test_late_hits_and_erasures_beyond_the_trailing_window_reach_the_day_its_week_and_month(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Matomo changes two closed days older than the trailing window (3 days) but within the nightly
+    reconcile's reach (7): a late visit tracked into one, an erasure in the other. The next site-local day's
+    first run finds their totals changed (VisitsSummary.get, against those the days were read with) and
+    reads every report of those days again, with the closed week and month holding them; a day whose totals
+    did not change is asked for VisitsSummary.get only, and the run after reads none of it again."""
+    day_one = clock.utc_now().date()  # the first run's site-local day (site 1 is in UTC)
+    runs = [datetime.combine(day_one, time(4), UTC) + timedelta(days=d, hours=h) for d, h in ((0, 0), (1, 0), (1, 1))]
+    day_two = runs[1].date()
+    late_day, erased_day, unchanged_day = (day_two - timedelta(days=n) for n in (6, 5, 4))
+    world = World(seed=5, max_actions_per_visit=8)
+    world.generate(runs[0] - timedelta(days=12), runs[0] - timedelta(hours=5), visits_per_day=20)
+    periods = ["day", "week", "month"]
+    reports = [
+        {"method": "VisitsSummary.get", "name": "report_visits_summary", "periods": periods},
+        {"method": "Actions.get", "name": "report_actions_summary", "periods": periods},
+    ]
+    config = {
+        "url": "",
+        "token_auth": TOKEN,
+        "start_date": (day_one - timedelta(days=10)).isoformat(),
+        "site_ids": [1],
+        "reports": reports,
+    }
+    asked: list[list[tuple[str, str, str]]] = []
+    totals: list[dict[tuple[str, str], int]] = []
+    with MatomoSimulator(world, TOKENS) as simulator:
+        config["url"] = simulator.url
+        state = None
+        for number, at in enumerate(runs):
+            if number == 1:  # Matomo changes after the first run
+                simulator.track_late_visit(1, int(datetime.combine(late_day, time(12), UTC).timestamp()))
+                lo, hi = world.site_day_bounds(1, erased_day)
+                erased = [v.idvisit for v in world.visits.values() if v.idsite == 1 and lo <= v.last_action < hi]
+                assert simulator.delete_data_subjects(erased[:2]) == 2
+            monkeypatch.setenv("MATOMO_NOW", at.isoformat())
+            since = len(simulator.requests)
+            run = run_tap(tmp_path, config, state)
+            assert run.returncode == 0, run.stderr[-3000:]
+            state = run.state
+            asked.append(
+                [
+                    (r.params["method"], r.params["period"], r.params["date"])
+                    for r in simulator.requests[since:]
+                    if r.params.get("flat") == "1"
+                ]
+            )
+            totals.append(
+                {(r["period"], r["period_start"]): r["nb_visits"] for r in run.records("report_visits_summary")}
+            )
+
+    def holding(day: date) -> set[tuple[str, str]]:
+        """The closed periods (as of the second run) holding `day`."""
+        found = set()
+        for period in periods:
+            start, end = period_range(period, day)
+            if end < day_two:
+                found.add((period, start.isoformat()))
+        return found
+
+    second = set(asked[1])
+    for day in (late_day, erased_day):
+        for method in ("VisitsSummary.get", "Actions.get"):
+            assert {(method, *p) for p in holding(day)} <= second, (method, day)
+    late, gone = (("day", d.isoformat()) for d in (late_day, erased_day))
+    assert totals[1][late] == totals[0][late] + 1
+    assert totals[1][gone] == totals[0][gone] - 2
+    assert ("VisitsSummary.get", "day", unchanged_day.isoformat()) in second  # checked...
+    assert ("Actions.get", "day", unchanged_day.isoformat()) not in second  # ...and not read again
+    assert len(asked[1]) == len(second)  # each once
+    for day in (late_day, erased_day, unchanged_day):
+        assert not [a for a in asked[2] if a[2] == day.isoformat()], day  # the next run: done

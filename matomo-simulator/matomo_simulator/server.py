@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from matomo_simulator import clock, reports
-from matomo_simulator.dataset import Site, World
+from matomo_simulator.dataset import Site, Visit, World
 from matomo_simulator.render import render_custom_dimensions, render_goals, render_site, render_visit
 
 VERSION = "5.0.2"
@@ -336,11 +336,23 @@ class MatomoSimulator:
                 if (v := self.world.visits.get(i)) is not None
             }
             gone = self.world.erase_visits(idvisits)
-        with self._lock:  # every archive of a period holding one of those days is invalidated
-            for idsite, day in days:
-                for key in [k for k in self.archives if k[0] == idsite and k[5] <= day <= self._period_end(k[4], k[5])]:
-                    del self.archives[key]
+        for idsite, day in days:
+            self._invalidate(idsite, day)
         return gone
+
+    def track_late_visit(self, idsite: int, at: int) -> Visit:
+        """A visit tracked now with a past timestamp (`at`, in a closed day): Matomo records it and invalidates
+        the archives of every period holding its day, so the next request (browser archiving) or core:archive
+        archives them again with it."""
+        visit = self.world.add_visit(idsite, at)
+        self._invalidate(idsite, datetime.fromtimestamp(at, self.world.sites[idsite].tz).date())
+        return visit
+
+    def _invalidate(self, idsite: int, day: date) -> None:
+        """Drop the site's archives of every period holding `day` (remade on the next request)."""
+        with self._lock:
+            for key in [k for k in self.archives if k[0] == idsite and k[5] <= day <= self._period_end(k[4], k[5])]:
+                del self.archives[key]
 
 
 def _handler_for(sim: MatomoSimulator) -> type[BaseHTTPRequestHandler]:

@@ -10,6 +10,10 @@ last read again; `pending`, the closed periods read whose answer was not final y
   it, and late hits have arrived): a closed day is read once, when its answer can be final;
 - once a site-local day, with the newest closed period, the last `report_trailing_*` closed periods
   again, because late hits, invalidations and GDPR erasures change archives after a period ends;
+- with that window, VisitsSummary.get (the site's totals, read first in the default set) of the last
+  `reconcile_days` closed days, as far back as the nightly reconcile reaches: a day whose totals differ
+  from those it was last read with was changed by Matomo after (late hits, an erasure), and every
+  report reads it again, with its closed week, month and year;
 - on every run, the pending periods still within that window;
 - the unfinished current period, only with `report_include_current_period` (never final, read again
   by every run). Without it, no request names a period holding today: with browser-triggered
@@ -50,7 +54,7 @@ from tap_matomo import clock, schemas, settings
 from tap_matomo.client import error_message, matomo_json
 from tap_matomo.coerce import integer
 from tap_matomo.compat import override
-from tap_matomo.periods import Period, PeriodWindow, next_start, period_end
+from tap_matomo.periods import Period, PeriodWindow, next_start, period_end, period_start
 from tap_matomo.report_rows import is_empty, map_row, rows_of
 from tap_matomo.report_specs import KEY, ReportMetadata, ReportSpec, declared_metrics, report_schema
 from tap_matomo.streams import PluginStream, SiteChildStream
@@ -73,6 +77,12 @@ _TRAILING_SETTING: dict[Period, str] = {
 
 #: What `_fetch` gives for a batch: each request's rows (None: the report's plugin is off), and when.
 BatchAnswers = tuple[list[list[dict[str, t.Any]] | None], datetime]
+
+
+def window_days(config: t.Mapping[str, t.Any], window: PeriodWindow) -> list[date]:
+    """The closed days whose totals the totals stream checks once a day: as far back as the nightly reconcile
+    reads the raw log (`reconcile_days`), and the trailing window at least."""
+    return window.trailing(max(int(config["reconcile_days"]), int(config["report_trailing_days"])))
 
 
 class ReadStoppedError(FatalAPIError):
@@ -122,10 +132,13 @@ class ReportLedger:
     `visits`: VisitsSummary.get's visits of each period it read this run (site, period, start), when
     it is among the reports (the default set reads it first): a period with visits has been archived,
     so an empty answer of another report for it is that report's answer, not a missing archive.
+    `changed`: the site's days whose totals VisitsSummary.get found changed since they were read: every
+    report reads them again, and their week, month and year.
     """
 
     fetched: dict[int, list[Fetched]] = field(default_factory=dict)
     visits: dict[tuple[int, Period, date], int] = field(default_factory=dict)
+    changed: dict[int, set[date]] = field(default_factory=dict)
 
 
 class ReportStream(PluginStream):
@@ -136,7 +149,7 @@ class ReportStream(PluginStream):
     # be a second, which a reshard could pick instead).
     ledger: ReportLedger
     _request_counter: metrics.Counter
-    _stopping: threading.Event  # set when this site's read ends: the requests still in flight stop
+    _stopping: threading.Event  # set when a read of answers ends: the requests still in flight stop
 
     def __init__(self, tap: Tap, spec: ReportSpec, metadata: ReportMetadata) -> None:
         self._count_lock = threading.Lock()
@@ -166,50 +179,75 @@ class ReportStream(PluginStream):
         today = local_date(clock.utc_now(), tz)
         state = self.get_context_state(context)
         bookmarks: dict[str, dict[str, t.Any]] = state.setdefault(PERIODS_KEY, {})
-        starts_of: dict[Period, list[date]] = {}
-        windows: dict[Period, PeriodWindow] = {}
+        windows = {period: PeriodWindow(period, today) for period in self.spec.periods}
+        starts_of: dict[Period, set[date]] = {}
         refreshed: set[Period] = set()
-        for period in self.spec.periods:
-            window = windows[period] = PeriodWindow(period, today)
-            starts_of[period], reads_trailing = self._starts(window, bookmarks.get(period, {}), context, tz)
+        for period, window in windows.items():
+            starts, reads_trailing = self._starts(window, bookmarks.get(period, {}), context, tz)
+            starts_of[period] = set(starts)
             if reads_trailing:
                 refreshed.add(period)
+        if self.reads_totals and "day" in refreshed:  # once a site-local day: the days the reconcile reaches
+            starts_of["day"] |= self._ready(windows["day"], window_days(self.config, windows["day"]), context, tz)
+        changed = self.ledger.changed.setdefault(context["idsite"], set())
         # The site's goals or dimensions are asked for only when there is a period to read.
-        expansions = self._expansions(context) if any(starts_of.values()) else []
-        plan = [
-            ReportRequest(period, start, params)
-            for period, starts in starts_of.items()
-            for start in starts
-            for params in expansions
-        ]
+        expansions = self._expansions(context) if any(starts_of.values()) or changed else []
         fetched_now: dict[Period, list[tuple[date, bool]]] = {period: [] for period in windows}
-        if not expansions:  # a site without goals (or dimensions): nothing to read, its periods are done
-            fetched_now = {period: [(start, True) for start in starts] for period, starts in starts_of.items()}
-        for request, rows, fetched_at in self._answers(context, plan):
-            self._note_visits(context, request, rows)
-            final = self._is_final(context, request, rows, fetched_at, windows[request.period], tz)
-            self.ledger.fetched.setdefault(context["idsite"], []).append(
-                Fetched(
-                    self.name,
-                    context["idsite"],
-                    request.period,
-                    request.start,
-                    self.spec.segment,
-                    request.params_text,
-                    len(rows),
-                    final,
-                    fetched_at,
-                )
-            )
-            fetched_now[request.period].append((request.start, final))
-            for index, row in enumerate(rows, 1):
-                yield self._record(context, request, index, row, final, fetched_at)
+        totals: dict[str, list[int]] = dict(bookmarks.get("day", {}).get("totals", {}))
+        # Days first: the totals stream finds there which days Matomo changed, and every stream reads the
+        # week, month and year of those days after them.
+        phases: list[list[Period]] = [[p for p in windows if p == "day"], [p for p in windows if p != "day"]]
+        for periods in phases:
+            for period in periods:
+                containing = {period_start(period, day) for day in changed}
+                starts_of[period] |= self._ready(windows[period], containing, context, tz)
+            plan = [
+                ReportRequest(period, start, params)
+                for period in periods
+                for start in sorted(starts_of[period])
+                for params in expansions
+            ]
+            if not expansions:  # a site without goals (or dimensions): nothing to read, its periods are done
+                for period in periods:
+                    fetched_now[period] = [(start, True) for start in sorted(starts_of[period])]
+            for request, rows, fetched_at in self._answers(context, plan):
+                self._note_visits(context, request, rows, totals, changed)
+                final = self._is_final(context, request, rows, fetched_at, windows[request.period], tz)
+                self._note_fetched(context, request, len(rows), final, fetched_at)
+                fetched_now[request.period].append((request.start, final))
+                for index, row in enumerate(rows, 1):
+                    yield self._record(context, request, index, row, final, fetched_at)
         if self._skipped():
             return  # nothing was read: the bookmarks stay
         for period, window in windows.items():
             bookmarks[period] = self._bookmark(
                 window, bookmarks.get(period, {}), fetched_now[period], refreshed=period in refreshed
             )
+        if self.reads_totals and "day" in windows:
+            keep = {day.isoformat() for day in window_days(self.config, windows["day"])}
+            bookmarks["day"]["totals"] = {day: pair for day, pair in sorted(totals.items()) if day in keep}
+
+    @functools.cached_property
+    def reads_totals(self) -> bool:
+        """Whether this stream is VisitsSummary.get of the whole site: the totals that tell a changed day."""
+        return self.spec.method == "VisitsSummary.get" and not self.spec.segment and not self.spec.params
+
+    def _note_fetched(
+        self, context: Context, request: ReportRequest, rows: int, final: bool, fetched_at: datetime
+    ) -> None:
+        """What was read, for `report_fetches`."""
+        fetched = Fetched(
+            self.name,
+            context["idsite"],
+            request.period,
+            request.start,
+            self.spec.segment,
+            request.params_text,
+            rows,
+            final,
+            fetched_at,
+        )
+        self.ledger.fetched.setdefault(context["idsite"], []).append(fetched)
 
     def _skipped(self) -> bool:
         """Whether the report's plugin turned out to be off (for every site: it is Matomo-wide)."""
@@ -261,6 +299,17 @@ class ReportStream(PluginStream):
             ordered.append(window.current)
         return ordered, reads_trailing
 
+    def _ready(self, window: PeriodWindow, starts: t.Iterable[date], context: Context, tz: t.Any) -> set[date]:
+        """Of these period starts, the closed ones Matomo has archived by now, not before the first day."""
+        first, now = self._first_day(context, window), clock.utc_now()
+        return {
+            start
+            for start in starts
+            if start <= window.last_closed
+            and self._archived_by(window.period, start, tz) <= now
+            and period_end(window.period, start) >= first
+        }
+
     def _first_day(self, context: Context, window: PeriodWindow) -> date:
         """The first site-local day to read: start_date (by default a few days ago), not before the site existed."""
         configured = self.config.get("start_date")
@@ -283,11 +332,26 @@ class ReportStream(PluginStream):
             "pending": sorted({start.isoformat() for start, final in closed if not final and start in trailing}),
         }
 
-    def _note_visits(self, context: Context, request: ReportRequest, rows: list[dict[str, t.Any]]) -> None:
-        """VisitsSummary.get's visits of a period, for the other reports of the site (`ReportLedger.visits`)."""
-        if self.spec.method == "VisitsSummary.get" and not self.spec.segment and rows:
-            visits = integer(rows[0].get("nb_visits")) or 0
-            self.ledger.visits[context["idsite"], request.period, request.start] = visits
+    def _note_visits(
+        self,
+        context: Context,
+        request: ReportRequest,
+        rows: list[dict[str, t.Any]],
+        totals: dict[str, list[int]],
+        changed: set[date],
+    ) -> None:
+        """VisitsSummary.get's visits of a period, for the other reports of the site (`ReportLedger.visits`);
+        and of a day, Matomo's totals now, against those the day was last read with: when they differ,
+        Matomo changed the day after (late hits, an erasure), and every report reads it again."""
+        if not self.reads_totals or not rows:
+            return
+        visits, actions = integer(rows[0].get("nb_visits")) or 0, integer(rows[0].get("nb_actions")) or 0
+        self.ledger.visits[context["idsite"], request.period, request.start] = visits
+        if request.period == "day":
+            before = totals.get(request.start.isoformat())
+            if before is not None and before != [visits, actions]:
+                changed.add(request.start)
+            totals[request.start.isoformat()] = [visits, actions]
 
     def _archived_by(self, period: Period, start: date, tz: t.Any) -> datetime:
         """When Matomo has archived a closed period: `report_final_after_hours` after its site-local end."""
@@ -318,6 +382,7 @@ class ReportStream(PluginStream):
         max_parallel_requests requests in flight, the next one sent as the reader takes an answer, so that
         memory holds that many answers whatever the plan's length (a year of days). When a request fails
         for good, the others in flight stop before their next attempt and the run fails at once."""
+        self._stopping = threading.Event()  # this read's: set when it ends
         bulk = max(1, int(self.config["report_bulk_size"]))
         batches = (plan[i : i + bulk] for i in range(0, len(plan), bulk))
         parallel = int(self.config["max_parallel_requests"])

@@ -139,7 +139,10 @@ SCHEMA = th.PropertiesList(
         th.IntegerType(minimum=1),
         default=7,
         title="Reconcile days",
-        description="reconcile mode: the closed site-local days to read, the last N before today",
+        description=(
+            "reconcile mode: the closed site-local days to read, the last N before today; with reports, also the "
+            "closed days whose VisitsSummary.get totals are checked once a day (a changed day's reports are read again)"
+        ),
     ),
     th.Property(
         "reconcile_start_date",
