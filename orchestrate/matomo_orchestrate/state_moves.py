@@ -6,8 +6,8 @@ extracts; when a site changes shard (a new shard count, edited lists, or the mov
 unsharded job to shards), its partition must follow it, or the new shard would extract the site
 again from `start_date`. Here: given every state and the plan, each shard's new state, holding
 for each of its sites the most advanced partition found in any state; a report stream's partition
-(its periods read, and those whose answer was not final yet) merged from every copy, so that no
-pending period is dropped.
+merged from every copy, per period type the most advanced one (a period whose answer was not final is
+read again with the trailing window, by whichever shard holds the site).
 """
 
 from __future__ import annotations
@@ -47,16 +47,15 @@ def _progress(partition: dict[str, t.Any]) -> datetime:
 
 
 def _merged_periods(copies: list[dict[str, t.Any]]) -> dict[str, t.Any]:
-    """One report partition from every copy of it: per period type, the newest `through` (with the day its
-    trailing window was read), and every period any copy still has pending (read again rather than lost)."""
+    """One report partition from every copy of it: per period type, the copy with the newest `through` (with
+    the day its trailing window was read and, for days, the totals it read them with)."""
     merged = copy.deepcopy(copies[0])
     periods: dict[str, dict[str, t.Any]] = {}
     for partition in copies:
         for period, bookmark in partition.get(REPORT_PERIODS_KEY, {}).items():
-            best = periods.setdefault(period, copy.deepcopy(bookmark))
-            if (bookmark.get("through") or "") > (best.get("through") or ""):
-                best |= {"through": bookmark.get("through"), "refreshed_on": bookmark.get("refreshed_on")}
-            best["pending"] = sorted(set(best.get("pending", [])) | set(bookmark.get("pending", [])))
+            best = periods.get(period)
+            if best is None or (bookmark.get("through") or "") > (best.get("through") or ""):
+                periods[period] = copy.deepcopy(bookmark)
     merged[REPORT_PERIODS_KEY] = periods
     return merged
 

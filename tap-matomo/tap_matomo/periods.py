@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typing as t
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 Period = t.Literal["day", "week", "month", "year"]
 PERIODS: tuple[Period, ...] = ("day", "week", "month", "year")
@@ -40,6 +40,13 @@ def next_start(period: Period, start: date) -> date:
 def period_end(period: Period, start: date) -> date:
     """The last day of the period starting on `start`."""
     return next_start(period, start) - timedelta(days=1)
+
+
+def archived_by(period: Period, start: date, tz: tzinfo, hours: int) -> datetime:
+    """When Matomo has archived a closed period, taken as `hours` (`report_final_after_hours`) after its end
+    in the site's timezone: core:archive runs hourly by default, and hits can arrive late."""
+    end = datetime.combine(period_end(period, start) + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    return end + timedelta(hours=hours)
 
 
 def previous_start(period: Period, start: date) -> date:

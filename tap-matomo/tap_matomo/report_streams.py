@@ -2,7 +2,8 @@
 
 Per site and period type (day, week, month, year) a report stream keeps, in its state partition:
 `through`, the newest closed period read; `refreshed_on`, the site-local day its trailing window was
-last read again; `pending`, the closed periods read whose answer was not final yet. A run reads:
+last read again; and VisitsSummary.get's stream, `totals`, each recent day's visits and actions as last
+read. A run reads:
 
 - the closed periods after `through` (a first run: from `start_date`, or the site's creation when
   later, so no period before the site existed is asked for), each once `report_final_after_hours` have
@@ -14,7 +15,6 @@ last read again; `pending`, the closed periods read whose answer was not final y
   `reconcile_days` closed days, as far back as the nightly reconcile reaches: a day whose totals differ
   from those it was last read with was changed by Matomo after (late hits, an erasure), and every
   report reads it again, with its closed week, month and year;
-- on every run, the pending periods still within that window;
 - the unfinished current period, only with `report_include_current_period` (never final, read again
   by every run). Without it, no request names a period holding today: with browser-triggered
   archiving (Matomo's default) each would make Matomo archive today again.
@@ -44,7 +44,7 @@ import typing as t
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
 from singer_sdk import metrics
@@ -54,7 +54,7 @@ from tap_matomo import clock, schemas, settings
 from tap_matomo.client import error_message, matomo_json
 from tap_matomo.coerce import integer
 from tap_matomo.compat import override
-from tap_matomo.periods import Period, PeriodWindow, next_start, period_end, period_start
+from tap_matomo.periods import Period, PeriodWindow, archived_by, next_start, period_end, period_start
 from tap_matomo.report_rows import is_empty, map_row, rows_of
 from tap_matomo.report_specs import KEY, ReportMetadata, ReportSpec, declared_metrics, report_schema
 from tap_matomo.streams import PluginStream, SiteChildStream
@@ -192,7 +192,7 @@ class ReportStream(PluginStream):
         changed = self.ledger.changed.setdefault(context["idsite"], set())
         # The site's goals or dimensions are asked for only when there is a period to read.
         expansions = self._expansions(context) if any(starts_of.values()) or changed else []
-        fetched_now: dict[Period, list[tuple[date, bool]]] = {period: [] for period in windows}
+        fetched_now: dict[Period, list[date]] = {period: [] for period in windows}
         totals: dict[str, list[int]] = dict(bookmarks.get("day", {}).get("totals", {}))
         # Days first: the totals stream finds there which days Matomo changed, and every stream reads the
         # week, month and year of those days after them.
@@ -209,12 +209,12 @@ class ReportStream(PluginStream):
             ]
             if not expansions:  # a site without goals (or dimensions): nothing to read, its periods are done
                 for period in periods:
-                    fetched_now[period] = [(start, True) for start in sorted(starts_of[period])]
+                    fetched_now[period] = sorted(starts_of[period])
             for request, rows, fetched_at in self._answers(context, plan):
                 self._note_visits(context, request, rows, totals, changed)
                 final = self._is_final(context, request, rows, fetched_at, windows[request.period], tz)
                 self._note_fetched(context, request, len(rows), final, fetched_at)
-                fetched_now[request.period].append((request.start, final))
+                fetched_now[request.period].append(request.start)
                 for index, row in enumerate(rows, 1):
                     yield self._record(context, request, index, row, final, fetched_at)
         if self._skipped():
@@ -290,7 +290,6 @@ class ReportStream(PluginStream):
             reads_trailing = newest_ready and bookmark.get("refreshed_on") != window.today.isoformat()
             if reads_trailing:
                 starts |= set(self._trailing(window))
-            starts |= {date.fromisoformat(p) for p in bookmark.get("pending", [])} & set(self._trailing(window))
         else:  # a first run: every closed period since the first day, the trailing window among them
             starts, reads_trailing = set(window.closed_since(first)), True
         ready = [s for s in starts if self._archived_by(period, s, tz) <= now]
@@ -319,17 +318,14 @@ class ReportStream(PluginStream):
         return max(first, date.fromisoformat(created)) if created else first
 
     def _bookmark(
-        self, window: PeriodWindow, before: dict[str, t.Any], fetched: list[tuple[date, bool]], *, refreshed: bool
+        self, window: PeriodWindow, before: dict[str, t.Any], fetched: list[date], *, refreshed: bool
     ) -> dict[str, t.Any]:
-        """The period type's new bookmark: the newest closed period read, when the trailing window was last
-        read, and the closed periods of that window whose answer was not final (read again next run)."""
-        closed = [(start, final) for start, final in fetched if start <= window.last_closed]
-        through = max([before.get("through") or "", *(start.isoformat() for start, _ in closed)]) or None
-        trailing = set(self._trailing(window))
+        """The period type's new bookmark: the newest closed period read, and when the trailing window was
+        last read (a period whose answer was not final is read again with it, once a site-local day)."""
+        closed = [start.isoformat() for start in fetched if start <= window.last_closed]
         return {
-            "through": through,
+            "through": max([before.get("through") or "", *closed]) or None,
             "refreshed_on": window.today.isoformat() if refreshed else before.get("refreshed_on"),
-            "pending": sorted({start.isoformat() for start, final in closed if not final and start in trailing}),
         }
 
     def _note_visits(
@@ -354,9 +350,7 @@ class ReportStream(PluginStream):
             totals[request.start.isoformat()] = [visits, actions]
 
     def _archived_by(self, period: Period, start: date, tz: t.Any) -> datetime:
-        """When Matomo has archived a closed period: `report_final_after_hours` after its site-local end."""
-        end = datetime.combine(period_end(period, start) + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
-        return end + timedelta(hours=int(self.config["report_final_after_hours"]))
+        return archived_by(period, start, tz, int(self.config["report_final_after_hours"]))
 
     def _is_final(
         self,

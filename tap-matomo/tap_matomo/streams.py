@@ -29,6 +29,7 @@ from tap_matomo.compat import override
 from tap_matomo.day_fetch import fetch_pages
 from tap_matomo.day_ledger import DayLedger
 from tap_matomo.paging import VisitDayPaginator, VisitPage
+from tap_matomo.periods import archived_by
 from tap_matomo.recent_visits import RecentVisits
 from tap_matomo.report_specs import ReportMetadata
 from tap_matomo.site_run import SiteRun
@@ -158,7 +159,21 @@ class PluginStream(SiteChildStream):
 
 
 class OptionalPluginStream(PluginStream):
-    """A plugin's configuration read per site (custom dimensions, goals): nothing when the plugin is off."""
+    """A plugin's configuration read per site (custom dimensions, goals): nothing when the plugin is off.
+
+    Read on a site's first run of each site-local day (`read_on` in its state partition), not hourly: a
+    configuration changes seldom, and the reports that read per goal or dimension ask for it themselves.
+    """
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        assert context is not None
+        state = self.get_context_state(context)
+        today = local_date(clock.utc_now(), site_timezone(context["timezone"])).isoformat()
+        if state.get("read_on") == today:
+            return
+        yield from super().get_records(context)
+        state["read_on"] = today
 
     @override
     def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
@@ -441,6 +456,10 @@ class ReconciledDaysStream(SiteChildStream):
             }
 
 
+#: visits_summary's state: the newest closed day whose totals were fetched once Matomo had archived it.
+FINAL_THROUGH = "final_through"
+
+
 class VisitsSummaryStream(SiteChildStream):
     """Matomo's own daily totals (VisitsSummary.get) for the closed site-local days this run read.
 
@@ -463,11 +482,25 @@ class VisitsSummaryStream(SiteChildStream):
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         assert context is not None
-        today = local_date(clock.utc_now(), site_timezone(context["timezone"]))
+        tz = site_timezone(context["timezone"])
+        today = local_date(clock.utc_now(), tz)
         read = self.ledger.read.get(context["idsite"], [])
         self._days = read if self.config["report_include_current_period"] else [day for day in read if day < today]
-        if self._days:
-            yield from super().get_records(context)
+        # An hourly run asks for a closed day until it has its archived totals (fetched report_final_after_hours
+        # after the day's end): a site whose newest visit is from yesterday is not asked about it every hour.
+        # A reconcile asks for each of its days, every night: Matomo's totals then are what it compares.
+        state = self.get_context_state(context)
+        done = state.get(FINAL_THROUGH) if self.config["mode"] == "incremental" else None
+        if done:
+            self._days = [day for day in self._days if day > date.fromisoformat(done)]
+        if not self._days:
+            return
+        hours = int(self.config["report_final_after_hours"])
+        for record in super().get_records(context):
+            day = date.fromisoformat(record["site_day"])
+            if day < today and datetime.fromisoformat(record["fetched_at"]) >= archived_by("day", day, tz, hours):
+                state[FINAL_THROUGH] = max(state.get(FINAL_THROUGH) or "", record["site_day"])
+            yield record
 
     @override
     def get_url_params(self, context: Context | None, next_page_token: date | None) -> dict[str, t.Any]:
