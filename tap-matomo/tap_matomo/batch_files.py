@@ -10,7 +10,8 @@ Records are written as they come, `batch_size` to a file, so the tap holds one r
 A run that fails must not leave files nobody will read. Every file name holds the run's id (RUN_ID), and:
 - when the loader fails, Meltano kills the tap (SIGKILL, no handler runs): a watcher process started with the
   first file (`batch_watcher.py`) sees the tap die without saying "keep" and removes the run's files;
-- when the loader is gone and the tap finds out itself (a broken pipe), it removes them (`discard_run`);
+- when the loader is gone and the tap finds out itself (a broken pipe), it removes them (`discard_run`,
+  called by output.py);
 - the loader, when it fails, removes the files named in the messages still in its pipe (its own `target.py`).
 A run that ends cleanly or with its own error says "keep": the loader may still be reading its files.
 What a machine crash leaves, the next run removes once older than LEFTOVER_AGE: far older than a live run's
@@ -23,7 +24,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
-import logging
 import subprocess
 import sys
 import time
@@ -35,8 +35,6 @@ from uuid import uuid4
 
 import msgspec
 from singer_sdk.batch import BaseBatcher
-from singer_sdk.contrib.msgspec import MsgSpecWriter
-from singer_sdk.singerlib import Message
 
 from tap_matomo.compat import override
 
@@ -81,22 +79,6 @@ class PlainJSONLinesBatcher(BaseBatcher):
                 file.write(buffer)
                 buffer.clear()
             yield [url]
-
-
-class RunOutputWriter(MsgSpecWriter):
-    """msgspec's message writer (faster than the SDK's default), which removes the run's files when its
-    output is no longer read: nothing of this run will be loaded."""
-
-    @override
-    def write_message(self, message: Message) -> None:
-        try:
-            super().write_message(message)
-        except BrokenPipeError:
-            removed = discard_run()
-            logging.getLogger("tap-matomo").info(
-                "tap-matomo stopped: its output is no longer read; removed %d batch files of this run", removed
-            )
-            raise
 
 
 def local_path(url: str) -> Path:

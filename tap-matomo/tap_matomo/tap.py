@@ -11,11 +11,12 @@ import requests
 from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
-from tap_matomo import batch_files, clock, report_specs, report_streams, settings, streams
+from tap_matomo import clock, report_specs, report_streams, settings, streams
 from tap_matomo.allocator import return_large_blocks_to_the_system
 from tap_matomo.client import MatomoStream, public_url
 from tap_matomo.compat import override
 from tap_matomo.day_ledger import DayLedger
+from tap_matomo.output import RunOutputWriter
 from tap_matomo.quiet import quiet
 from tap_matomo.records import InvalidVisitError
 from tap_matomo.throttle import RequestRateLimiter
@@ -32,7 +33,7 @@ class TapMatomo(Tap):
 
     name = "tap-matomo"
     config_jsonschema = settings.SCHEMA
-    message_writer_class = batch_files.RunOutputWriter  # msgspec's writer, and a run's files when unread
+    message_writer_class = RunOutputWriter  # msgspec's, with fewer STATE messages (output.py)
     #: Whether report schemas come from the server's own metadata: only when discovering (`--discover`).
     #: A tap built for a sync, a test or a listing of sites asks Matomo nothing before it syncs; its
     #: report records follow the catalog's schemas (see `report_specs.declared_metrics`).
