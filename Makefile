@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PLUGINS_STAMP := .meltano/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo dagster test test-clock test-fast lint install clean
+.PHONY: demo psql dagster test test-clock test-fast lint install clean
 
 # uv installs the dev venv (Meltano installs the plugins' venvs with uv too): several times faster than pip.
 UV_VERSION := 0.13.9
@@ -41,6 +41,10 @@ install: $(PLUGINS_STAMP)
 demo: install
 	$(BIN)/python -m devenv.demo
 
+# psql on the demo's database (its PostgreSQL in .local/ started again if stopped).
+psql: install
+	$(BIN)/python -m devenv.demo psql
+
 # Dagster's UI on the demo setup: the shard jobs and schedules of orchestrate/ (docs/scale-out.md).
 dagster: install
 	$(BIN)/python -m devenv.dagster_ui
@@ -70,5 +74,9 @@ test-clock: install
 test-fast: lint
 	$(BIN)/python -m pytest -n 2 -m unit
 
+# Everything the demo, the tests and the builds made: in the clone, and the demo server's data and the copy
+# of PostgreSQL's binaries a root run keeps in the temporary folder (devenv/postgres.py).
 clean:
-	rm -rf $(VENV) .meltano .local .pytest_cache .ruff_cache output
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m devenv.postgres clean .local/pgdata; fi
+	rm -rf $(VENV) .meltano .local .pytest_cache .ruff_cache .mypy_cache output transform/target transform/logs
+	rm -rf */build */*.egg-info

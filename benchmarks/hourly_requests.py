@@ -8,8 +8,7 @@ with it. The simulator records every request: counted per run, per site and per 
 report requests for a period holding the site's today (with browser archiving, Matomo's default, each
 makes Matomo archive today again).
 
-    .venv/bin/python -m benchmarks.hourly_requests [SITES]      # 100 sites by default: about 45 minutes,
-                                                                # most of it the first run's STATE messages
+    .venv/bin/python -m benchmarks.hourly_requests [SITES]      # 100 sites by default
 
 Results: docs/benchmarks-requests.md.
 """
@@ -22,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -103,14 +103,23 @@ def main() -> int:
             state = None
             for hour in range(HOURS + 1):
                 now = clock["now"] = first_run + timedelta(hours=hour)
-                before = len(sim.requests)
+                before, started = len(sim.requests), time.monotonic()
                 state, states, state_bytes = run_tap(config, state, now, tmp)
+                seconds = time.monotonic() - started
                 sent = sim.requests[before:]
                 per_site = Counter(int(r.params["idSite"]) for r in sent if "idSite" in r.params)
                 methods = Counter(r.params.get("method", "") for r in sent)
                 today = sum(asks_for_today(world, r, now) for r in sent)
                 rows.append(
-                    (now, len(sent), max(per_site.values(), default=0), per_site.total() / sites, today, methods)
+                    (
+                        now,
+                        len(sent),
+                        max(per_site.values(), default=0),
+                        per_site.total() / sites,
+                        today,
+                        methods,
+                        (states, state_bytes, seconds),
+                    )
                 )
                 print(
                     rows[-1][:5], methods.most_common(6), f"{states} STATE messages, {state_bytes:,} bytes", flush=True
@@ -118,12 +127,16 @@ def main() -> int:
     finally:
         sim.stop()
     table = [
-        "| run (UTC) | requests | per site, most | per site, mean | report requests for today | top methods |",
-        "|---|---:|---:|---:|---:|---|",
+        "| run (UTC) | requests | per site, most | per site, mean | report requests for today | STATE messages"
+        " (MB) | seconds | top methods |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for now, total, most, mean, today, methods in rows:
+    for now, total, most, mean, today, methods, (states, state_bytes, seconds) in rows:
         top = ", ".join(f"{m} {n}" for m, n in methods.most_common(4))
-        table.append(f"| {now:%H:%M} | {total:,} | {most} | {mean:.2f} | {today} | {top} |")
+        table.append(
+            f"| {now:%H:%M} | {total:,} | {most} | {mean:.2f} | {today} | {states} ({state_bytes / 1e6:.1f})"
+            f" | {seconds:.0f} | {top} |"
+        )
     hourly = rows[1:]
     body = (
         f"Measured {real_now:%Y-%m-%d %H:%M} UTC on {machine()}; {sites} sites, {VISITS_PER_DAY} visits a day each,"

@@ -37,6 +37,7 @@ def main() -> int:
                             "token_auth": TOKEN,
                             "page_size": 500,
                             "mode": "reconcile",
+                            "log_metrics": True,  # the request counts come from the METRIC lines
                             "reconcile_days": 7,
                             "max_parallel_requests": parallel,
                         }

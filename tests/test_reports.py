@@ -72,7 +72,7 @@ def without_fetch_times(rows: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
 def test_reports_equal_what_the_raw_visits_give(
     simulator: MatomoSimulator, report_config: dict, tmp_path: Path
 ) -> None:
-    run = run_tap(tmp_path, report_config)
+    run = run_tap(tmp_path, report_config | {"log_metrics": True})  # the request counts are read below
     assert run.returncode == 0, run.stderr[-3000:]
     summaries = [r for r in records(run, "report_visits_summary") if r["period"] == "day"]
     actions = by_key(
@@ -356,6 +356,7 @@ REPORTS = json.dumps(
         {"method": "VisitsSummary.get", "name": "report_visits_summary"},
         {"method": "Actions.get", "name": "report_actions_summary", "periods": ["day"]},
         {"method": "UserCountry.getCountry", "name": "report_countries", "periods": ["day"]},
+        {"method": "Goals.get", "name": "report_goals_by_goal", "params": {"idGoal": "1"}, "periods": ["day"]},
     ]
 )
 
@@ -387,6 +388,15 @@ def test_the_warehouse_keeps_each_periods_latest_answer_and_reconciles_actions(
     )
     assert differences[0][0] >= 3
     assert differences[0][1] == 0
+    # Rows name their site, and those of a report read per goal their goal (Matomo's label is empty there).
+    named = query(
+        database,
+        "SELECT DISTINCT r.label, r.goal_name, g.name FROM matomo_reports r JOIN matomo_raw.goals g"
+        " ON g.idsite = r.idsite AND g.idgoal = 1 WHERE r.report = 'report_goals_by_goal'",
+    )
+    assert [(label, goal) for label, goal, name in named] == [("", named[0][2])]
+    assert named[0][2]
+    assert query(database, "SELECT count(*) FROM matomo_reports WHERE sitename IS NULL") == [(0,)]
 
     # Every visit from one country on yesterday is erased: that day's country report loses the label.
     yesterday = (clock.utc_now() - timedelta(days=1)).date()

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.unit
 
 BAD = [
     ({"url": None}, "url"),
-    ({"url": "matomo.example.org"}, "'matomo.example.org' does not match '^https?://"),
-    ({"url": "ftp://matomo.example.org"}, "does not match '^https?://"),
+    ({"url": "matomo.example.org"}, "url: 'matomo.example.org' must start with https:// (or http://)"),
+    ({"url": "ftp://matomo.example.org"}, "must start with https:// (or http://)"),
     ({"url": "https://matomo.example.org/?token_auth=x"}, "url: must not carry token_auth"),
     ({"token_auth": None}, "token_auth"),
     ({"token_auth": ""}, "'' should be non-empty in config['token_auth']"),

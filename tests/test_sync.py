@@ -253,7 +253,7 @@ def test_every_live_request_has_the_sdks_duration_metric(
     simulator: MatomoSimulator, tap_config: dict, tmp_path: Path
 ) -> None:
     """Meltano users read request timings from the SDK's metric lines: the tap's own page sender writes them too."""
-    run = run_tap(tmp_path, {**tap_config, "site_ids": [1]})
+    run = run_tap(tmp_path, {**tap_config, "site_ids": [1], "log_metrics": True})
     assert run.returncode == 0, run.stderr[-2000:]
     points = [
         json.loads(line.split("METRIC: ", 1)[1])

@@ -244,15 +244,20 @@ def test_extra_indexes_destination_table_and_docs(pipeline: Meltano, database: s
     pipeline.env.pop("DESTINATION_TABLE")
     docs = pipeline.run("invoke", "dbt-postgres:docs-generate")
     assert docs.returncode == 0, docs.stdout[-3000:]
-    # Every column of the two main tables is documented (from the column registry).
+    # Every column of the tables and views an analyst reads is documented (the two main tables from the column
+    # registry), as the database has it.
     target = Path(pipeline.env["DBT_TARGET_PATH"])
     manifest = json.loads((target / "manifest.json").read_text())["nodes"]
     catalog = json.loads((target / "catalog.json").read_text())["nodes"]
-    for model in ("matomo", "matomo_visits"):
+    marts = ["matomo", "matomo_visits", "matomo_daily", "matomo_reports", "matomo_reconciliation"]
+    staging = [name.split(".")[-1] for name in catalog if name.startswith("model.matomo.stg_matomo__reports_")]
+    assert len(staging) == 7
+    for model in marts + staging:
         documented = {name: c["description"] for name, c in manifest[f"model.matomo.{model}"]["columns"].items()}
         built = set(catalog[f"model.matomo.{model}"]["columns"])
-        assert len(built) > 20
-        assert {name for name in built if documented.get(name)} == built, model
+        assert len(built) > 10, model
+        assert built - {name for name in built if documented.get(name)} == set(), model
+        assert not [name for name, text in documented.items() if "{{" in text], model  # doc() blocks rendered
 
 
 def test_grants_and_persisted_docs_reach_the_partitioned_table(

@@ -5,7 +5,8 @@
 Meltano knows nothing of Dagster, so this small program sits between them: it runs the Meltano
 command with Meltano's JSON log format (killed if this program dies, see parent_death.py), writes
 each log line as people read it to its own standard output, which Dagster captures as the step's
-output, counts what the run did from the log (run_report.py), and sends the step one Pipes message
+output, counts what the run did from the log (run_report.py: the tap's metrics, which it logs only when asked,
+TAP_MATOMO_LOG_METRICS), and sends the step one Pipes message
 with the counts, Meltano's exit code and the line that says why it failed. It exits 0 whenever it could report,
 Meltano's failure included: the step then tells a failed extraction (its own one-line error,
 retried) from a failure of this program.
@@ -13,6 +14,7 @@ retried) from a failure of this program.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -33,6 +35,7 @@ def main(command: list[str]) -> int:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            env={**os.environ, "TAP_MATOMO_LOG_METRICS": "true"},  # the counts come from the tap's metrics
         )
         assert process.stdout is not None
         for line in process.stdout:

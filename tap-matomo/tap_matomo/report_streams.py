@@ -524,7 +524,17 @@ class ReportFetchesStream(SiteChildStream):
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         assert context is not None
-        for fetched in self.ledger.fetched.pop(context["idsite"], []):
+        read = self.ledger.fetched.pop(context["idsite"], [])
+        if read:  # the site's report progress in one line (the report streams log at warning level)
+            self.log(
+                "site %s: %d report periods read (%d reports), %d rows, %d final",
+                context["idsite"],
+                len(read),
+                len({fetched.report for fetched in read}),
+                sum(fetched.rows for fetched in read),
+                sum(fetched.is_final for fetched in read),
+            )
+        for fetched in read:
             yield {
                 "report": fetched.report,
                 "idsite": fetched.idsite,

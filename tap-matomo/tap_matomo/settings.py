@@ -24,7 +24,7 @@ DEFAULT_START_DAYS = 3
 SCHEMA = th.PropertiesList(
     th.Property(
         "url",
-        th.StringType(pattern=r"^https?://[^/?#\s]+"),
+        th.StringType,  # its form is checked in `problems`, in words (a schema pattern would say its regex)
         required=True,
         title="Matomo URL",
         description=(
@@ -122,6 +122,16 @@ SCHEMA = th.PropertiesList(
         title="Max requests per minute",
         description="Cap on requests to Matomo per minute, all streams and sites together (Matomo Cloud: 200 per IP); "
         "unset means no cap",
+    ),
+    th.Property(
+        "log_metrics",
+        th.BooleanType,
+        default=False,
+        title="Log metrics",
+        description=(
+            "Log the Singer SDK's METRIC lines (records, requests and their durations, per stream and site): off, "
+            "a run's log is its progress lines; the Dagster shards turn it on to count what each shard did"
+        ),
     ),
     th.Property(
         "mode",
@@ -347,6 +357,17 @@ def reconcile_window(config: t.Mapping[str, t.Any], today: date) -> tuple[date, 
     return today - timedelta(days=int(config["reconcile_days"])), yesterday
 
 
+def _url_problems(url: str) -> list[str]:
+    """What is wrong with the Matomo URL, in words."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        shown = url if "token_auth" not in url else "(a URL with token_auth)"
+        return [f"url: {shown!r} must start with https:// (or http://), as in https://matomo.example.org"]
+    if "token_auth" in parts.query:
+        return ["url: must not carry token_auth (set it in token_auth, it is sent in the body)"]
+    return []
+
+
 def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     """What is wrong with the config, one line each (the token's value is never quoted)."""
     found: list[str] = []
@@ -355,8 +376,8 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
     except ValueError as exc:
         found.append(str(exc))
     url = config.get("url")
-    if isinstance(url, str) and "token_auth" in urlsplit(url).query:
-        found.append("url: must not carry token_auth (set it in token_auth, it is sent in the body)")
+    if isinstance(url, str):
+        found += _url_problems(url)
     start, end = None, None
     for name in ("start_date", "end_date"):
         value = config.get(name)

@@ -161,19 +161,21 @@ class PluginStream(SiteChildStream):
 class OptionalPluginStream(PluginStream):
     """A plugin's configuration read per site (custom dimensions, goals): nothing when the plugin is off.
 
-    Read on a site's first run of each site-local day (`read_on` in its state partition), not hourly: a
-    configuration changes seldom, and the reports that read per goal or dimension ask for it themselves.
+    Read once a site-local day (`read_on` in its state partition), on the run that reads the day that
+    closed (`report_final_after_hours` after midnight), not hourly: a configuration changes seldom, and the
+    reports that read per goal or dimension ask for it themselves.
     """
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         assert context is not None
         state = self.get_context_state(context)
-        today = local_date(clock.utc_now(), site_timezone(context["timezone"])).isoformat()
-        if state.get("read_on") == today:
+        hours = timedelta(hours=int(self.config["report_final_after_hours"]))
+        day = local_date(clock.utc_now() - hours, site_timezone(context["timezone"])).isoformat()
+        if state.get("read_on") == day:
             return
         yield from super().get_records(context)
-        state["read_on"] = today
+        state["read_on"] = day
 
     @override
     def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
@@ -461,7 +463,8 @@ FINAL_THROUGH = "final_through"
 
 
 class VisitsSummaryStream(SiteChildStream):
-    """Matomo's own daily totals (VisitsSummary.get) for the closed site-local days this run read.
+    """Matomo's own daily totals (VisitsSummary.get) of closed site-local days: in an hourly run each day once
+    Matomo has archived it, in a reconcile every day it read.
 
     Not today's (unless `report_include_current_period` asks for current periods): with browser-triggered
     archiving, Matomo's default, asking for today makes Matomo archive today again, for every site on
@@ -473,7 +476,7 @@ class VisitsSummaryStream(SiteChildStream):
     primary_keys = ("idsite", "site_day")
     schema = schemas.VISITS_SUMMARY
     ledger: DayLedger
-    _days: list[date]  # the site's days read by this run, set per site before any request
+    _days: list[date]  # the site's days to ask for, set per site before any request
 
     @override
     def get_new_paginator(self) -> DayListPaginator:
@@ -485,22 +488,29 @@ class VisitsSummaryStream(SiteChildStream):
         tz = site_timezone(context["timezone"])
         today = local_date(clock.utc_now(), tz)
         read = self.ledger.read.get(context["idsite"], [])
-        self._days = read if self.config["report_include_current_period"] else [day for day in read if day < today]
-        # An hourly run asks for a closed day until it has its archived totals (fetched report_final_after_hours
-        # after the day's end): a site whose newest visit is from yesterday is not asked about it every hour.
-        # A reconcile asks for each of its days, every night: Matomo's totals then are what it compares.
-        state = self.get_context_state(context)
-        done = state.get(FINAL_THROUGH) if self.config["mode"] == "incremental" else None
-        if done:
-            self._days = [day for day in self._days if day > date.fromisoformat(done)]
-        if not self._days:
-            return
-        hours = int(self.config["report_final_after_hours"])
-        for record in super().get_records(context):
-            day = date.fromisoformat(record["site_day"])
-            if day < today and datetime.fromisoformat(record["fetched_at"]) >= archived_by("day", day, tz, hours):
-                state[FINAL_THROUGH] = max(state.get(FINAL_THROUGH) or "", record["site_day"])
-            yield record
+        current = [day for day in read if day >= today] if self.config["report_include_current_period"] else []
+        if self.config["mode"] == "incremental":
+            closed = self._archived_days(self.get_context_state(context), [d for d in read if d < today], today, tz)
+        else:  # a reconcile asks for each of its days, every night: Matomo's totals now are what it compares
+            closed = [day for day in read if day < today]
+        self._days = closed + current
+        if self._days:
+            yield from super().get_records(context)
+
+    def _archived_days(self, state: dict[str, t.Any], read: list[date], today: date, tz: t.Any) -> list[date]:
+        """The closed days an hourly run asks for: each once, when Matomo has archived it (report_final_after_hours
+        after its end; the reconciliation tests only such totals), among those it read and those that closed
+        since the last one asked for; not every hour while the site's newest visit is from a closed day."""
+        done = date.fromisoformat(state[FINAL_THROUGH]) if state.get(FINAL_THROUGH) else None
+        since = done + timedelta(days=1) if done else today
+        candidates = set(read) | {since + timedelta(days=n) for n in range((today - since).days)}
+        hours, now = int(self.config["report_final_after_hours"]), clock.utc_now()
+        ready = sorted(
+            day for day in candidates if (done is None or day > done) and archived_by("day", day, tz, hours) <= now
+        )
+        if ready:
+            state[FINAL_THROUGH] = ready[-1].isoformat()
+        return ready
 
     @override
     def get_url_params(self, context: Context | None, next_page_token: date | None) -> dict[str, t.Any]:

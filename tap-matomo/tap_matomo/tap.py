@@ -38,11 +38,15 @@ class TapMatomo(Tap):
     #: A tap built for a sync, a test or a listing of sites asks Matomo nothing before it syncs; its
     #: report records follow the catalog's schemas (see `report_specs.declared_metrics`).
     reads_server_metadata = False
+    #: Whether `streams` has built the streams (and set their loggers) once.
+    streams_built = False
 
     @override
     def __init__(self, *args: t.Any, validate_config: bool = True, **kwargs: t.Any) -> None:
         # The SDK checks the config against the JSON schema; the cross-field checks follow here.
         super().__init__(*args, validate_config=validate_config, **kwargs)
+        if not self.config.get("log_metrics"):  # the SDK's METRIC lines (most of a run's log) only when asked
+            self.metrics_logger.setLevel(max(self.metrics_logger.getEffectiveLevel(), logging.WARNING))
         found = settings.problems(self.config)
         if found and validate_config:
             raise ConfigValidationError("Config validation failed", errors=found)
@@ -51,6 +55,26 @@ class TapMatomo(Tap):
                 "url: %s is plain http://: token_auth crosses the network unencrypted; use https://",
                 public_url(self.config["url"]),
             )
+
+    @property
+    @override
+    def streams(self) -> dict[str, Stream]:
+        # At info level, two kinds of SDK lines are left out of the log: "Added 'report_...' as child stream to
+        # 'sites'" as the streams are built (36 lines atop every run) and each report's "Beginning sync" for
+        # each site (31 a site; report_fetches logs a site's report progress in one line). Shown at debug level.
+        if self.streams_built or not logging.DEBUG < self.logger.getEffectiveLevel() < logging.WARNING:
+            return super().streams
+        level = self.logger.level
+        self.logger.setLevel(logging.WARNING)
+        try:
+            found = super().streams
+        finally:
+            self.logger.setLevel(level)
+        for stream in found.values():
+            if isinstance(stream, report_streams.ReportStream):
+                stream.logger.setLevel(logging.WARNING)
+        self.streams_built = True
+        return found
 
     @override
     def discover_streams(self) -> list[Stream]:

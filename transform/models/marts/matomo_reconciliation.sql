@@ -90,8 +90,8 @@ select
     -- The day is to be looked at: an archived day whose totals differ, or a current final Actions.get that does.
     totals_differ or actions_differ as differs,
     -- Which side is behind Matomo: the raw log (its totals differ from Matomo's now), the warehouse's copy
-    -- of Matomo's reports (Matomo's totals changed since they were read: read again by the trailing window
-    -- or the next reconcile), or neither.
+    -- of Matomo's reports (Matomo's totals changed since they were read: read again with the next site-local
+    -- day's check of the recent days' totals, docs/reports.md), or neither.
     case
         when totals_differ or actions_differ then 'raw log'
         when reports_behind then 'reports'
