@@ -116,6 +116,8 @@ def test_rows_with_one_label_are_all_kept_and_marked_and_an_older_warehouse_foll
     assert both == [(2,)]
 
 
+#: Requests about the whole Matomo, once a run.
+RUN_WIDE = {"SitesManager.getSitesWithAtLeastViewAccess"}
 #: Requests that are not reports of a period (the Live log, a site's configuration, Matomo-wide calls).
 NOT_REPORTS = {
     "Live.getLastVisitsDetails",
@@ -133,7 +135,8 @@ def test_hourly_runs_never_archive_today_and_read_a_closed_day_once_when_it_can_
     simulator): no run asks for a period holding today (with browser archiving, Matomo's default, that
     re-archives today); the day that closed is not read until `report_final_after_hours` (3) have passed,
     then each of its reports once, and never again: its empty answers are final, as VisitsSummary.get
-    has visits for it."""
+    has visits for it. The runs in between ask for the Live log only (the site's configuration and
+    Matomo's daily totals are read with the day's reports)."""
     day = (clock.utc_now() - timedelta(days=3)).date()
     midnight = datetime.combine(day + timedelta(days=1), time(0), UTC)
     world = World(seed=11, max_actions_per_visit=20)
@@ -170,6 +173,9 @@ def test_hourly_runs_never_archive_today_and_read_a_closed_day_once_when_it_can_
     assert not [r for r in reports(-0.5) if r["date"] == day.isoformat() and r["period"] == "day"]
     assert not reports(0.5)
     assert not reports(1.5)
+    for hours in (0.5, 1.5, 4.5):  # hours without a day to read: the Live log only, at most 2 requests
+        assert {r["method"] for r in asked[hours]} <= {"Live.getLastVisitsDetails", *RUN_WIDE}, hours
+        assert len([r for r in asked[hours] if r["method"] not in RUN_WIDE]) <= 2, hours
     read = [(r["method"], r["period"], r["date"], r.get("idGoal", ""), r.get("filter_offset")) for r in reports(3.5)]
     assert len(read) == len(set(read))
     before = {r["method"] for r in reports(-0.5) if r["period"] == "day"}

@@ -281,3 +281,22 @@ def test_an_empty_state_file_is_a_first_run(simulator: MatomoSimulator, tap_conf
     assert sum('"type":"RECORD","stream":"visits_actions"' in line for line in done.stdout.splitlines()) == len(
         simulator.world.truth(1)
     )
+
+
+def test_a_run_logs_its_progress_not_the_sdks_metrics_unless_asked(
+    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path
+) -> None:
+    """The SDK's METRIC lines (two thirds of a demo's log) only with `log_metrics`; no line per child stream or
+    per report and site; each site's raw log and reports in a few lines."""
+    reports = [{"method": "VisitsSummary.get", "periods": ["day"]}, {"method": "Actions.get", "periods": ["day"]}]
+    config = {**tap_config, "site_ids": [1, 2], "reports": reports, "report_final_after_hours": 0}
+    quiet = run_tap(tmp_path, config)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    lines = quiet.stderr.splitlines()
+    assert not [line for line in lines if "METRIC" in line or "as child stream" in line]
+    assert not [line for line in lines if "Beginning sync of 'report_" in line]
+    assert len([line for line in lines if "report periods read" in line]) == 2  # a line per site
+    assert len(lines) < 60, len(lines)
+    counted = run_tap(tmp_path, {**config, "log_metrics": True})
+    assert counted.returncode == 0, counted.stderr[-2000:]
+    assert len([line for line in counted.stderr.splitlines() if "METRIC" in line]) > 50
