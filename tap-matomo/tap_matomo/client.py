@@ -26,7 +26,7 @@ from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.streams import RESTStream
 from singer_sdk.streams.rest import PageContext
 
-from tap_matomo import clock
+from tap_matomo import clock, output
 from tap_matomo.compat import override
 from tap_matomo.throttle import RateLimitedAdapter, RequestRateLimiter
 
@@ -120,6 +120,11 @@ class MatomoStream(RESTStream):
     api_method: str
     #: The run's one limiter, shared by every stream (set by the tap; none means no limit).
     rate_limiter: RequestRateLimiter = RequestRateLimiter(None)
+
+    @override
+    def log_sync_costs(self) -> None:
+        super().log_sync_costs()
+        output.write_held_states()  # the SDK calls this once a sync has ended: its last STATE is written now
 
     @override
     @property

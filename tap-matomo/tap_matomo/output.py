@@ -4,8 +4,10 @@ STATE: the SDK writes the whole state after every site of every stream. Each mes
 bookmarks, so a run of N sites writes N x streams messages of a size that grows with N: 1.1 GB for a first
 run of 100 sites (docs/benchmarks-requests.md), which the loader must read and parse. This writer writes a
 STATE at most every STATE_INTERVAL seconds, holding the newest one in between (encoded when it was given,
-so it is what the SDK would have written then), and writes the one it holds when the process ends: the
-loader commits as often as every few seconds, and the last state is never lost.
+so it is what the SDK would have written then). The one it holds is written when the sync ends (the
+streams' `log_sync_costs`, which the SDK calls once at the end of a sync: `write_held_states`) and, if the
+sync failed, when the process ends: the loader commits as often as every few seconds, and the last state
+is never lost.
 
 A broken pipe (the loader stopped reading: it failed and said why) removes the BATCH files of the run
 (batch_files.discard_run): nothing of it will be loaded.
@@ -19,6 +21,7 @@ import logging
 import sys
 import time
 import typing as t
+import weakref
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib import Message, StateMessage
@@ -26,8 +29,10 @@ from singer_sdk.singerlib import Message, StateMessage
 from tap_matomo import batch_files
 from tap_matomo.compat import override
 
-#: Seconds between two STATE messages at most (the one held in between is written at the process's end).
+#: Seconds between two STATE messages at most (the one held in between is written at the sync's end).
 STATE_INTERVAL = 10.0
+#: The writers of this process (one per tap), whose held STATE `write_held_states` writes.
+_WRITERS: weakref.WeakSet[RunOutputWriter] = weakref.WeakSet()
 
 
 class RunOutputWriter(MsgSpecWriter):
@@ -38,7 +43,7 @@ class RunOutputWriter(MsgSpecWriter):
         super().__init__(*args, **kwargs)
         self.held_state: bytes | None = None
         self.state_written_at = -STATE_INTERVAL
-        atexit.register(self.write_held_state)
+        _WRITERS.add(self)
 
     @override
     def write_message(self, message: Message) -> None:
@@ -67,3 +72,12 @@ class RunOutputWriter(MsgSpecWriter):
                 "tap-matomo stopped: its output is no longer read; removed %d batch files of this run", removed
             )
             raise
+
+
+def write_held_states() -> None:
+    """Write the STATE each writer of this process holds back: at the end of a sync, and of the process."""
+    for writer in list(_WRITERS):
+        writer.write_held_state()
+
+
+atexit.register(write_held_states)
