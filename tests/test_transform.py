@@ -242,6 +242,10 @@ def test_extra_indexes_destination_table_and_docs(pipeline: Meltano, database: s
     assert query(database, "SELECT count(*) FROM matomo")[0][0] > 0
 
     pipeline.env.pop("DESTINATION_TABLE")
+    # The failed run recreated the staging views and skipped what follows `matomo`: dbt's view materialization
+    # drops the old view with CASCADE, so matomo_reconciliation went with it until the next build (dbt's own
+    # behaviour: a build after a failed run restores it). Built again before its docs are read.
+    assert pipeline.run("invoke", "dbt-postgres", "run").returncode == 0
     docs = pipeline.run("invoke", "dbt-postgres:docs-generate")
     assert docs.returncode == 0, docs.stdout[-3000:]
     # Every column of the tables and views an analyst reads is documented (the two main tables from the column
