@@ -171,6 +171,18 @@ def test_bad_settings_fail_fast_with_one_clear_line_and_keep_the_state(
     assert meltano.state()["singer_state"]["bookmarks"]["visits_actions"] == bookmarks
 
 
+def test_a_wrong_token_on_a_first_run_is_said_once(meltano: Meltano, simulator: MatomoSimulator) -> None:
+    """A new project (no catalog yet: Meltano discovers first) with a wrong token: the reason once, no raw JSON."""
+    meltano.env |= {"MATOMO_KEY": "wrong-token-123", "MATOMO_SITE": "1"}
+    meltano.env.pop("TAP_MATOMO_REPORTS")  # the default reports: discovery asks Matomo for their metadata
+    done = meltano.run(*RUN)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert output.count("Matomo rejected token_auth") == 1, output[-3000:]
+    assert '{"level"' not in output
+    assert "wrong-token-123" not in output
+
+
 def test_standalone_tap_into_another_singer_target(simulator: MatomoSimulator, tmp_path: Path) -> None:
     """The tap is a plain Singer tap: piped into MeltanoLabs' target-csv, outside Meltano."""
     tap = ROOT / ".meltano/extractors/tap-matomo/venv/bin/tap-matomo"

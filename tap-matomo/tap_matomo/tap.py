@@ -113,8 +113,14 @@ class TapMatomo(Tap):
             return []
         metadata = report_specs.ReportMetadata.built_in()
         if self.reads_server_metadata and self.config.get("url") and self.config.get("token_auth"):
-            sites = streams.SitesStream(self).get_records(None)
-            metadata = streams.ReportMetadataCall(self).report_metadata(sites)
+            try:
+                sites = streams.SitesStream(self).get_records(None)
+                metadata = streams.ReportMetadataCall(self).report_metadata(sites)
+            except (*EXPECTED_FAILURES, requests.exceptions.RequestException):
+                # Matomo cannot be asked (a wrong token, an unreachable server): the catalog follows Matomo 5's
+                # metadata, and the sync fails with its one line. Failing here, the reason would be printed
+                # twice under Meltano, which discovers first and repeats a failed discovery's output raw.
+                self.logger.info("report schemas from Matomo 5's metadata: Matomo could not be asked")
         ledger = report_streams.ReportLedger()
         found: list[MatomoStream] = []
         for spec in specs:
