@@ -134,7 +134,8 @@ class LocalPostgres:
     _user: pwd.struct_passwd | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.requested_dir = self.requested_dir.resolve()
+        # The folder itself may be the link to its stand-in (a root run): resolved, it would no longer be removed.
+        self.requested_dir = self.requested_dir.parent.resolve() / self.requested_dir.name
         self._user = _service_user()
         self.data_dir = _runtime_data_dir(self.requested_dir, self._user)
 

@@ -36,6 +36,7 @@ from uuid import uuid4
 import msgspec
 from singer_sdk.batch import BaseBatcher
 
+from tap_matomo.batch_watcher import remove_matching
 from tap_matomo.compat import override
 
 #: The `batch_config.encoding.format` that selects this encoder.
@@ -135,18 +136,6 @@ def discard_run() -> int:
     _watch = None
     _release(watcher)  # nothing left for it to do
     return remove_matching(folder, pattern)
-
-
-def remove_matching(folder: Path, pattern: str) -> int:
-    """Remove the files of `folder` whose names match `pattern`; how many went."""
-    removed = 0
-    for path in folder.glob(pattern):
-        try:
-            path.unlink()
-            removed += 1
-        except FileNotFoundError:  # the loader or another cleaner removed it meanwhile
-            continue
-    return removed
 
 
 def remove_leftovers(batch_config: t.Mapping[str, t.Any], tap_name: str, now: float | None = None) -> int:

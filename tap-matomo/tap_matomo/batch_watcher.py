@@ -12,13 +12,23 @@ import sys
 from pathlib import Path
 
 
+def remove_matching(folder: Path, pattern: str) -> int:
+    """Remove the files of `folder` whose names match `pattern`; how many went (also the tap's, batch_files)."""
+    removed = 0
+    for path in folder.glob(pattern):
+        try:
+            path.unlink()
+            removed += 1
+        except FileNotFoundError:  # the loader or another cleaner removed it meanwhile
+            continue
+    return removed
+
+
 def main() -> None:
     """`python -m tap_matomo.batch_watcher FOLDER PATTERN`."""
     folder, pattern = Path(sys.argv[1]), sys.argv[2]
-    if sys.stdin.buffer.read() == b"keep":
-        return
-    for path in folder.glob(pattern):
-        path.unlink(missing_ok=True)
+    if sys.stdin.buffer.read() != b"keep":
+        remove_matching(folder, pattern)
 
 
 if __name__ == "__main__":
