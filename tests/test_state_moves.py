@@ -28,3 +28,20 @@ def test_a_reshard_keeps_each_period_types_newest_bookmark_with_its_totals() -> 
     assert partition == {"context": {"idsite": 1}, "periods": {"day": newer_day, "week": newer_week}}
     assert "replication_key_value" not in partition  # one bookmark per report stream
     assert moves["dev:x:shard_0"]["singer_state"]["bookmarks"]["report_visits_summary"]["partitions"] == []
+
+
+@pytest.mark.unit
+def test_a_reshard_keeps_the_copy_read_latest_of_an_idle_sites_raw_log() -> None:
+    """Site 1 had no new visit since the unsharded job: both copies hold its last visit as bookmark, and the
+    shard's copy was read through a later instant (`listed_through`): that copy moves, or the new shard reads
+    again the days since the unsharded job's last run."""
+    bookmark = "2031-01-02T10:00:00+00:00"
+
+    def raw_state(listed_through: str) -> dict:
+        partition = {"context": {"idsite": 1}, "replication_key_value": bookmark, "listed_through": listed_through}
+        return {"singer_state": {"bookmarks": {"visits_actions": {"partitions": [partition]}}}}
+
+    states = {"dev:x": raw_state("2031-01-03T08:00:00+00:00"), "dev:x:shard_0": raw_state("2031-01-05T09:00:00+00:00")}
+    moves = resharded(states, {"dev:x:shard_1": [1], "dev:x:shard_0": []})
+    (partition,) = moves["dev:x:shard_1"]["singer_state"]["bookmarks"]["visits_actions"]["partitions"]
+    assert partition["listed_through"] == "2031-01-05T09:00:00+00:00"

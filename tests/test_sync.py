@@ -230,9 +230,11 @@ def test_a_pinged_visit_is_extracted_again_with_its_new_duration_and_user(
 
 
 def test_days_read_in_parallel_emit_what_one_at_a_time_emits(
-    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path
+    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Pages arrive in any order with several days in flight; the records and the state do not change."""
+    """Pages arrive in any order with several days in flight; the records and the state do not change (both
+    runs at one instant: the state says when the log was read)."""
+    monkeypatch.setenv("MATOMO_NOW", clock.utc_now().isoformat())
     runs = {}
     for parallel in (1, 4):
         folder = tmp_path / str(parallel)
@@ -247,6 +249,48 @@ def test_days_read_in_parallel_emit_what_one_at_a_time_emits(
         for idvisit in {r["idvisit"] for r in rows}:
             positions = [r["action_position"] for r in rows if r["idvisit"] == idvisit]
             assert positions == list(range(len(positions)))
+
+
+def test_a_site_without_new_visits_reads_only_since_its_last_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle site's bookmark (its newest visit) stays days back; its runs read from the last run's start
+    (`listed_through`, minus the lookback), not from that visit: one Live request an hour; two in the hours
+    whose lookback reaches the day before, one day after the other (both at once read today again); and the
+    days missed while no run came. A visit that arrives later is emitted once; the bookmark moves to it."""
+    midnight = datetime.combine(clock.utc_now().date() - timedelta(days=5), time(0), UTC)
+    world = World(seed=11)
+    world.generate(midnight - timedelta(days=2), midnight - timedelta(hours=2), visits_per_day=20)
+    config = {"url": "", "token_auth": TOKEN, "site_ids": [1], "reports": [], "start_date": "", "page_size": 500}
+    config["start_date"] = (midnight - timedelta(days=2)).date().isoformat()
+    live: dict[float, list[str]] = {}
+    runs = {}
+    with MatomoSimulator(world, {TOKEN: None}) as simulator:
+        config["url"] = simulator.url
+        state = None
+        for hours in (10, 11, 24.5, 25.5, 26.5, 72):  # after `midnight`: the first run, hourly runs, three days later
+            if hours == 72:
+                late = world.add_visit(1, int((midnight + timedelta(hours=71.5)).timestamp()))
+            monkeypatch.setenv("MATOMO_NOW", (midnight + timedelta(hours=hours)).isoformat())
+            since = len(simulator.requests)
+            runs[hours] = run = run_tap(tmp_path, config, state)
+            assert run.returncode == 0, run.stderr[-2000:]
+            state = run.state
+            live[hours] = [
+                r.params["date"]
+                for r in simulator.requests[since:]
+                if r.params.get("method") == "Live.getLastVisitsDetails"
+            ]
+    day = midnight.date()
+    assert len(runs[10].records()) > 0
+    assert live[11] == [day.isoformat()]
+    assert live[24.5] == [day.isoformat(), (day + timedelta(days=1)).isoformat()]  # one after the other
+    assert live[25.5] == live[24.5]  # the lookback of the run before still reaches the day before
+    assert live[26.5] == [(day + timedelta(days=1)).isoformat()]
+    assert sorted(set(live[72])) == [(day + timedelta(days=n)).isoformat() for n in (1, 2, 3)]
+    assert [r for hours in (11, 24.5, 25.5, 26.5) for r in runs[hours].records()] == []
+    assert {r["idvisit"] for r in runs[72].records()} == {late.idvisit}
+    assert runs[72].bookmarks()[1] > runs[25.5].bookmarks()[1] == runs[10].bookmarks()[1]
 
 
 def test_every_live_request_has_the_sdks_duration_metric(

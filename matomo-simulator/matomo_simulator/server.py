@@ -6,6 +6,7 @@ Bound to 127.0.0.1 only. Tokens are accepted only in the POST body, as Matomo 5 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import socket
@@ -115,10 +116,33 @@ class MatomoSimulator:
         self.processed_segments: set[str] = set()
         #: Seconds added to every Reporting API answer (a bulk request's once), the time Matomo takes.
         self.report_latency = 0.0
+        #: Reporting API requests that found another one archiving the same site, period, dates, segment and
+        #: plugin (Matomo's archiving lock, browser archiving): each waited for it, as Matomo makes it wait.
+        self.archive_lock_waits: list[tuple[str, ...]] = []
+        self._archiving: dict[tuple[str, ...], threading.Lock] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def archiving(self, params: dict[str, str]) -> t.Iterator[None]:
+        """Matomo's archiving lock around a report request with browser archiving: one request at a time per
+        site, period, dates, segment and plugin (its `LoaderLock`); a second one waits, and is recorded."""
+        method = params.get("method", "")
+        if not self.browser_archiving or method in REPORT_CALLS or "." not in method:
+            yield
+            return
+        key = (*(params.get(k, "") for k in ("idSite", "period", "date", "segment")), method.split(".")[0])
+        with self._lock:
+            lock = self._archiving.setdefault(key, threading.Lock())
+        if not lock.acquire(blocking=False):
+            self.archive_lock_waits.append(key)
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
 
     @property
     def url(self) -> str:
@@ -395,13 +419,15 @@ def _handler_for(sim: MatomoSimulator) -> type[BaseHTTPRequestHandler]:
                     hook(sim, params)
                 if sim.live_latency:
                     time.sleep(sim.live_latency)
-            elif sim.report_latency and (method in REPORT_CALLS or method in reports.report_methods()):
-                time.sleep(sim.report_latency)
-            try:
-                body = sim.answer(params, form.get("token_auth"))
-                status = 200
-            except MatomoError as exc:
-                body, status = {"result": "error", "message": exc.message}, exc.status
+            is_report = method in REPORT_CALLS or method in reports.report_methods()
+            with sim.archiving(params) if is_report else contextlib.nullcontext():
+                if sim.report_latency and is_report:
+                    time.sleep(sim.report_latency)
+                try:
+                    body = sim.answer(params, form.get("token_auth"))
+                    status = 200
+                except MatomoError as exc:
+                    body, status = {"result": "error", "message": exc.message}, exc.status
             if fault and fault.kind == "mangle" and fault.transform and status == 200:
                 body = fault.transform(body)
             if fault and fault.kind == "truncated":

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 State = dict[str, t.Any]
 #: Where a report stream keeps its per-site state (tap_matomo.report_streams.PERIODS_KEY).
 REPORT_PERIODS_KEY = "periods"
+#: Where the raw log's partition says through when its Live log was read whole (tap_matomo.streams.LISTED_THROUGH_KEY).
+LISTED_THROUGH_KEY = "listed_through"
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 
 
@@ -37,13 +39,18 @@ def sites_in(state: State) -> set[int]:
     return {idsite for _, idsite, _ in _partitions(state)}
 
 
-def _progress(partition: dict[str, t.Any]) -> datetime:
-    """A partition's bookmark as an instant (the tap writes UTC ISO 8601); none is the oldest."""
+def _instant(value: t.Any) -> datetime:
+    """A state's instant (the tap writes UTC ISO 8601); none is the oldest."""
     try:
-        moment = datetime.fromisoformat(str(partition["replication_key_value"]))
-    except (KeyError, ValueError):
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
         return _OLDEST
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _progress(partition: dict[str, t.Any]) -> datetime:
+    """How far a partition's raw log was read: its bookmark, or when its Live log was read whole if later."""
+    return max(_instant(partition.get("replication_key_value")), _instant(partition.get(LISTED_THROUGH_KEY)))
 
 
 def _merged_periods(copies: list[dict[str, t.Any]]) -> dict[str, t.Any]:

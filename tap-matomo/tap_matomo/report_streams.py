@@ -30,9 +30,10 @@ row per report, site, period and parameters), so that the warehouse keeps each p
 whole, also when a later answer has fewer rows. Rows are keyed by their position in the answer
 (`row_index`): Matomo's labels are not unique.
 
-Requests go up to `max_parallel_requests` at once; `report_bulk_size` > 1 asks for that many periods
-in one `API.getBulkRequest`; a report longer than `report_page_size` rows is paged with
-`filter_limit`/`filter_offset` (archives do not change between pages, unlike the visitor log).
+Requests go up to `max_parallel_requests` at once, never two for one period (report_plan.py);
+`report_bulk_size` > 1 asks for that many periods in one `API.getBulkRequest`; a report longer than
+`report_page_size` rows is paged with `filter_limit`/`filter_offset` (archives do not change between
+pages, unlike the visitor log).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from tap_matomo.client import error_message, matomo_json
 from tap_matomo.coerce import integer
 from tap_matomo.compat import override
 from tap_matomo.periods import Period, PeriodWindow, archived_by, next_start, period_end, period_start
+from tap_matomo.report_plan import at_once, spread
 from tap_matomo.report_rows import is_empty, map_row, rows_of
 from tap_matomo.report_specs import KEY, ReportMetadata, ReportSpec, declared_metrics, report_schema
 from tap_matomo.streams import PluginStream, SiteChildStream
@@ -101,6 +103,12 @@ class ReportRequest:
     @property
     def params_text(self) -> str:
         return "&".join(f"{key}={value}" for key, value in self.params)
+
+
+def archive_of(request: ReportRequest) -> tuple[Period, date]:
+    """What Matomo archives under one lock for a report's requests (site, segment and plugin being the
+    stream's): a period; requests in flight at once name different ones (report_plan.py)."""
+    return request.period, request.start
 
 
 @dataclass(frozen=True)
@@ -201,12 +209,15 @@ class ReportStream(PluginStream):
             for period in periods:
                 containing = {period_start(period, day) for day in changed}
                 starts_of[period] |= self._ready(windows[period], containing, context, tz)
-            plan = [
-                ReportRequest(period, start, params)
-                for period in periods
-                for start in sorted(starts_of[period])
-                for params in expansions
-            ]
+            plan = spread(
+                [
+                    ReportRequest(period, start, params)
+                    for period in periods
+                    for start in sorted(starts_of[period])
+                    for params in expansions
+                ],
+                archive_of,
+            )
             if not expansions:  # a site without goals (or dimensions): nothing to read, its periods are done
                 for period in periods:
                     fetched_now[period] = sorted(starts_of[period])
@@ -379,7 +390,7 @@ class ReportStream(PluginStream):
         self._stopping = threading.Event()  # this read's: set when it ends
         bulk = max(1, int(self.config["report_bulk_size"]))
         batches = (plan[i : i + bulk] for i in range(0, len(plan), bulk))
-        parallel = int(self.config["max_parallel_requests"])
+        parallel = at_once(plan, archive_of, int(self.config["max_parallel_requests"]), bulk)
         in_flight: deque[tuple[list[ReportRequest], Future[BatchAnswers]]] = deque()
         pool = ThreadPoolExecutor(max_workers=parallel)
 

@@ -17,7 +17,7 @@ from tap_matomo.day_ledger import ListedDay
 from tap_matomo.paging import VisitPage, first_page
 from tap_matomo.recent_visits import RecentVisits, visit_digest
 from tap_matomo.records import InvalidVisitError, map_visit
-from tap_matomo.timezones import local_date
+from tap_matomo.timezones import day_start, local_date
 
 _HORIZON_SLACK_SECONDS = 60  # keep a little more than the next run reads, never less
 _ONE_DAY = timedelta(days=1)
@@ -60,6 +60,15 @@ class SiteRun:
     def days(self) -> list[date]:
         """The site-local days to read, in order."""
         return [self.first_day + timedelta(days=n) for n in range((self.last_day - self.first_day).days + 1)]
+
+    def days_at_once(self, parallel: int) -> int:
+        """How many days to read at once: one when the window is the last day and the end of the day before
+        (an hourly run after midnight). Read at once, the last day is read again for the visits that moved
+        into it meanwhile (day_fetch.py): three requests where one after the other makes two, for a tail that
+        takes one page."""
+        if len(self.days()) == 2 and self.lower_bound > day_start(self.first_day, self.tz).timestamp():
+            return 1
+        return parallel
 
     def first_page(self, day: date) -> VisitPage:
         """Where reading a day starts, at the page size the run has now."""

@@ -40,6 +40,9 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 RECENT_VISITS_KEY = "recent_visits"
+#: visits_actions' state beside the SDK's bookmark: the instant through which the site's Live log was read
+#: whole (the last incremental run's start), which moves on when the site has no new visit.
+LISTED_THROUGH_KEY = "listed_through"
 #: The tag of the `record_count` metric that counts a site's visits (not records) of a run.
 COUNT_OF = "count_of"
 #: How Matomo answers a call to a plugin that is deactivated or not installed.
@@ -269,7 +272,9 @@ class VisitsActionsStream(SiteChildStream):
             self.ledger.complete[run.site["idsite"]] = sorted(run.complete_days, key=lambda d: d.site_day)
         else:
             state = self.get_context_state(context)
-            state[RECENT_VISITS_KEY] = run.recent_visits_to_keep(state.get("replication_key_value"))
+            if run.last_day >= local_date(datetime.fromtimestamp(run.started_at, UTC), run.tz):  # read up to now
+                state[LISTED_THROUGH_KEY] = datetime.fromtimestamp(run.started_at, UTC).isoformat()
+            state[RECENT_VISITS_KEY] = run.recent_visits_to_keep(resume_point(state))
         self._count_visits(context, run.visits_emitted)
         self.log(
             "%s: %d visits, %d actions emitted; %d unchanged visits skipped",
@@ -296,10 +301,10 @@ class VisitsActionsStream(SiteChildStream):
             first_day, last_day = settings.reconcile_window(self.config, today)
             lower = day_start(first_day, tz)
             origin = "reconcile mode: whole closed days"
-        elif state.get("replication_key_value"):
-            bookmark = datetime.fromisoformat(state["replication_key_value"])
-            lower = bookmark - lookback
-            origin = f"bookmark {bookmark.isoformat()} - {lookback}"
+        elif resume := resume_point(state):
+            lower = datetime.fromisoformat(resume) - lookback
+            since = "bookmark" if resume == state.get("replication_key_value") else "listed through"
+            origin = f"{since} {resume} - {lookback}"
         else:
             # Read here, not through the SDK, which would take a plain date as UTC midnight.
             configured = self.config.get("start_date")
@@ -342,7 +347,7 @@ class VisitsActionsStream(SiteChildStream):
     def request_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """The site's days, up to `max_parallel_requests` fetched at once, pages read as they arrive (day_fetch.py)."""
         run = self._require_run()
-        parallel = int(self.config["max_parallel_requests"])
+        parallel = run.days_at_once(int(self.config["max_parallel_requests"]))
         with self.get_http_request_counter() as request_counter:
             request_counter.with_context(context)
             for day, response in fetch_pages(run.days(), partial(self._fetch_day, context), parallel):
@@ -430,6 +435,14 @@ class VisitsActionsStream(SiteChildStream):
             msg = "visits_actions is read per site: no site run is active"
             raise RuntimeError(msg)
         return self._run
+
+
+def resume_point(state: t.Mapping[str, t.Any]) -> str | None:
+    """Where a site's next incremental run reads from (minus the lookback): its bookmark, the newest action
+    emitted, or the instant through which its Live log was read whole if later. A site without new visits
+    reads from its last run then, not from its last visit: one more day every day it stays idle otherwise."""
+    points = [point for point in (state.get("replication_key_value"), state.get(LISTED_THROUGH_KEY)) if point]
+    return max(points, key=datetime.fromisoformat) if points else None
 
 
 class ReconciledDaysStream(SiteChildStream):
