@@ -36,6 +36,8 @@ from benchmarks.run import ROOT, TAP_BIN, TOKEN, machine, write_results
 SITES = 100
 VISITS_PER_DAY = 12
 HOURS = 8
+#: Seconds Matomo takes per report answer: requests in flight overlap as on a real server.
+REPORT_LATENCY = 0.02
 #: Requests about the whole Matomo rather than a site (once per run).
 RUN_WIDE = {"SitesManager.getSitesWithAtLeastViewAccess", "API.getReportMetadata", "API.getMatomoVersion"}
 NOT_REPORTS = {"Live.getLastVisitsDetails", "Goals.getGoals", "CustomDimensions.getConfiguredCustomDimensions"}
@@ -93,6 +95,7 @@ def main() -> int:
     world = world_of(sites, first_run - timedelta(days=2), first_run - timedelta(minutes=30))
     clock = {"now": first_run}
     sim = MatomoSimulator(world, {TOKEN: None}, now=lambda: clock["now"].timestamp()).start()
+    sim.report_latency = REPORT_LATENCY
     rows = []
     try:
         with tempfile.TemporaryDirectory(prefix="tap-matomo-hourly-") as folder:
@@ -103,7 +106,7 @@ def main() -> int:
             state = None
             for hour in range(HOURS + 1):
                 now = clock["now"] = first_run + timedelta(hours=hour)
-                before, started = len(sim.requests), time.monotonic()
+                before, waits, started = len(sim.requests), len(sim.archive_lock_waits), time.monotonic()
                 state, states, state_bytes = run_tap(config, state, now, tmp)
                 seconds = time.monotonic() - started
                 sent = sim.requests[before:]
@@ -117,30 +120,33 @@ def main() -> int:
                         max(per_site.values(), default=0),
                         per_site.total() / sites,
                         today,
+                        len(sim.archive_lock_waits) - waits,
                         methods,
                         (states, state_bytes, seconds),
                     )
                 )
                 print(
-                    rows[-1][:5], methods.most_common(6), f"{states} STATE messages, {state_bytes:,} bytes", flush=True
+                    rows[-1][:6], methods.most_common(6), f"{states} STATE messages, {state_bytes:,} bytes", flush=True
                 )
     finally:
         sim.stop()
     table = [
-        "| run (UTC) | requests | per site, most | per site, mean | report requests for today | STATE messages"
-        " (MB) | seconds | top methods |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| run (UTC) | requests | per site, most | per site, mean | report requests for today | archive lock"
+        " waits | STATE messages (MB) | seconds | top methods |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for now, total, most, mean, today, methods, (states, state_bytes, seconds) in rows:
+    for now, total, most, mean, today, waits, methods, (states, state_bytes, seconds) in rows:
         top = ", ".join(f"{m} {n}" for m, n in methods.most_common(4))
         table.append(
-            f"| {now:%H:%M} | {total:,} | {most} | {mean:.2f} | {today} | {states} ({state_bytes / 1e6:.1f})"
+            f"| {now:%H:%M} | {total:,} | {most} | {mean:.2f} | {today} | {waits} | {states} ({state_bytes / 1e6:.1f})"
             f" | {seconds:.0f} | {top} |"
         )
     hourly = rows[1:]
     body = (
         f"Measured {real_now:%Y-%m-%d %H:%M} UTC on {machine()}; {sites} sites, {VISITS_PER_DAY} visits a day each,"
-        f" default reports; the first row is the first run, the others hourly runs with no new visit.\n\n"
+        f" default reports, Matomo taking {REPORT_LATENCY * 1000:.0f} ms a report answer (requests that need one"
+        " archive at once wait for each other: its lock); the first row is the first run, the others hourly"
+        " runs with no new visit.\n\n"
         + "\n".join(table)
         + f"\n\nHourly runs: at most {max(r[2] for r in hourly)} requests for a site, "
         f"{sum(r[4] for r in hourly)} report requests for today in {len(hourly)} runs.\n"

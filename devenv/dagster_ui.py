@@ -4,12 +4,13 @@ Like `make demo`, it starts the Matomo simulator and a local PostgreSQL unless M
 PGDATABASE/PGHOST say otherwise, then runs `dg dev` (Dagster's command for local development) on
 the code location (orchestrate/matomo_orchestrate) with 2 shards by default (MATOMO_SHARDS). Open
 the printed URL, materialize the assets (or launch `matomo_hourly`), and follow each shard and model.
-Ctrl-C stops everything it started. `python -m devenv.check_dagster` lists, through Dagster's GraphQL
-API, what the UI shows.
+Ctrl-C or SIGTERM stops everything it started within 10 seconds. `python -m devenv.check_dagster`
+lists, through Dagster's GraphQL API, what the UI shows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -23,6 +24,8 @@ from dotenv import dotenv_values
 from devenv.demo import DEMO_TOKEN, LOCAL, ROOT, start_postgres, start_simulator
 
 DAGSTER_PORT = int(os.environ.get("DAGSTER_PORT", "3000"))
+#: How long dg dev has to stop what it started once asked; then its processes are killed.
+STOP_SECONDS = 6
 
 
 def main() -> int:
@@ -44,19 +47,35 @@ def main() -> int:
         command = [dg, "dev", "-m", "matomo_orchestrate.definitions", "-h", "127.0.0.1", "-p", str(DAGSTER_PORT)]
         shards = env["MATOMO_SHARDS"]
         print(f"Dagster UI on http://127.0.0.1:{DAGSTER_PORT} ({shards} shards); Ctrl-C stops", flush=True)
-        # dg dev in a session of its own: Ctrl-C reaches this process only, which passes one SIGINT on,
-        # and dg dev then stops the webserver and daemon it started (a second signal would cut that short).
+        # dg dev in a session of its own: a signal to this process (Ctrl-C, or the SIGTERM make passes on)
+        # is passed on once as SIGINT, after which dg dev stops the webserver, daemon and code servers it
+        # started (a second signal would cut that short); what still runs after STOP_SECONDS is killed.
         process = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGHUP, _interrupt)
         try:
             return process.wait()
         except KeyboardInterrupt:
-            print("stopping Dagster (up to a minute)...", flush=True)
+            print("stopping Dagster...", flush=True)
             process.send_signal(signal.SIGINT)
-            process.wait(timeout=120)
+            try:
+                process.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                print(f"Dagster still running after {STOP_SECONDS} s: killed", flush=True)
             return 0
         finally:
-            if process.poll() is None:
-                process.kill()
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the clean-up below is not cut short
+            _kill_group(process.pid)  # dg dev's children left behind, or dg dev itself
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _kill_group(group: int) -> None:
+    """Kill every process still in dg dev's session (its process group)."""
+    with contextlib.suppress(ProcessLookupError):  # none left
+        os.killpg(group, signal.SIGKILL)
 
 
 if __name__ == "__main__":
