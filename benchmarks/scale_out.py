@@ -64,7 +64,7 @@ def hourly_job() -> dg.JobDefinition:
     """The code location's hourly job (for `reconstructable`: loaded again in each step's process)."""
     from matomo_orchestrate.definitions import defs
 
-    return defs.resolve_job_def("matomo_hourly")
+    return defs().resolve_job_def("matomo_hourly")
 
 
 def dagster_cycle(env: dict[str, str]) -> Row:

@@ -6,6 +6,7 @@ and dbt, a real PostgreSQL; the simulator is the only fake.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -79,11 +80,12 @@ def project(postgres: LocalPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyP
         yield sim
 
 
+@functools.cache
 def definitions() -> dg.Definitions:
-    """The code location's definitions (imported once the manifest is fresh: see `fresh_manifest`)."""
+    """The code location's definitions, built once per process (after the manifest is fresh: see `fresh_manifest`)."""
     from matomo_orchestrate.definitions import defs  # after the manifest is written
 
-    return defs
+    return defs()
 
 
 def hourly_job() -> dg.JobDefinition:

@@ -1,7 +1,8 @@
-"""Every shell block of README.md and docs/ works as written: each runs, in order, in a copy of the
-repository, against the simulator and a local PostgreSQL standing in for the examples' Matomo and
-database. A block preceded by `<!-- readme-test: skip (reason) -->` is left out, with its reason; one
-marked `<!-- readme-test: run with its own services -->` runs without them (`make demo` starts its own).
+"""Every shell block of README.md, tap-matomo/README.md and docs/ works as written: each runs, in order, in
+a copy of the repository, against the simulator and a local PostgreSQL standing in for the examples'
+Matomo and database. A block preceded by `<!-- readme-test: skip (reason) -->` is left out, with its
+reason; one marked `<!-- readme-test: run with its own services -->` runs without them (`make demo` starts
+its own).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from tests.conftest import TOKENS, new_database
 from tests.helpers import TOKEN
 from tests.pipeline import ROOT
 
-DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCUMENTS = [ROOT / "README.md", ROOT / "tap-matomo" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"(?:<!-- readme-test: (?P<mark>[^\n]*?) -->\n)?```sh\n(?P<body>.*?)\n```", re.DOTALL)
 #: What the examples name, and what stands in for it here.
 EXAMPLE_URL = "https://matomo.example.org"

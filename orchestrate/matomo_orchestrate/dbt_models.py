@@ -20,7 +20,7 @@ from pathlib import Path
 import dagster as dg
 import yaml
 from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject
-from tap_matomo.compat import override
+from typing_extensions import override
 
 from matomo_orchestrate.meltano import MeltanoProject
 

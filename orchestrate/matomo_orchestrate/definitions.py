@@ -46,9 +46,6 @@ from matomo_orchestrate.meltano import MeltanoProject
 from matomo_orchestrate.raw_assets import RAW_ASSETS, raw_assets
 from matomo_orchestrate.resources import MeltanoResource, ShardSettings, Warehouse
 
-if t.TYPE_CHECKING:  # what define_asset_job returns; dagster does not export its name
-    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition as AssetJob
-
 CYCLE_TAG = "matomo/cycle"  # dagster.yaml limits runs per value to one: cycles of a job never overlap
 DBT_ASSETS = "matomo_dbt"
 #: Steps of a run in processes at once. Shard steps mostly wait on Matomo and Meltano: the cap that
@@ -105,25 +102,26 @@ def dbt_models(project: DbtProject, manifest: dict[str, t.Any], pool: str) -> dg
     return matomo_dbt
 
 
-def cycle_job(cycle: Cycle, selection: dg.AssetSelection) -> "AssetJob":
+def cycle_job_args(cycle: Cycle, selection: dg.AssetSelection) -> dict[str, t.Any]:
+    """`define_asset_job`'s arguments for a cycle: its assets, its dbt command, one cycle at a time."""
     config: dict[str, dict[str, t.Any]] = {"ops": {DBT_ASSETS: {"config": {"command": cycle.dbt_command}}}}
     if cycle.extractor:
         config["ops"][RAW_ASSETS] = {"ops": {"plan": {"config": {"extractor": cycle.extractor}}}}
     executor = dg.multiprocess_executor.configured({"max_concurrent": MAX_STEPS_AT_ONCE})
-    return dg.define_asset_job(
-        cycle.job,
-        selection=selection,
-        config=config,
-        description=cycle.description,
-        executor_def=executor,
-        tags={CYCLE_TAG: cycle.job},
-    )
+    return {
+        "name": cycle.job,
+        "selection": selection,
+        "config": config,
+        "description": cycle.description,
+        "executor_def": executor,
+        "tags": {CYCLE_TAG: cycle.job},
+    }
 
 
-def cycle_schedule(job: "AssetJob", cycle: Cycle) -> dg.ScheduleDefinition:
-    """The cron schedule of a job, skipping a tick while the job's previous cycle still runs."""
+def cycle_schedule(cycle: Cycle) -> dg.ScheduleDefinition:
+    """The cron schedule of a cycle's job, skipping a tick while the job's previous cycle still runs."""
 
-    @dg.schedule(job=job, cron_schedule=cycle.cron, name=f"{cycle.job}_schedule", execution_timezone="UTC")
+    @dg.schedule(job_name=cycle.job, cron_schedule=cycle.cron, name=f"{cycle.job}_schedule", execution_timezone="UTC")
     def tick(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
         running = context.instance.get_run_records(
             dg.RunsFilter(
@@ -149,11 +147,12 @@ def build_definitions() -> dg.Definitions:
     node = manifest["nodes"]["model.matomo.matomo_reconciliation"]
     reconciliation = reconciliation_check(node["schema"], node["alias"])
     warehouse = dg.AssetSelection.assets(raw, models)
-    jobs = {
-        HOURLY: cycle_job(HOURLY, warehouse),
-        RECONCILE: cycle_job(RECONCILE, warehouse),
-        DAILY_TESTS: cycle_job(DAILY_TESTS, dg.AssetSelection.checks_for_assets(models)),
+    selections = {
+        HOURLY: warehouse,
+        RECONCILE: warehouse,
+        DAILY_TESTS: dg.AssetSelection.checks_for_assets(models),
     }
+    jobs = [dg.define_asset_job(**cycle_job_args(cycle, selection)) for cycle, selection in selections.items()]
     freshness = dg.define_asset_job(
         "matomo_freshness",
         selection=dg.AssetSelection.checks(raw_log_loaded_recently),
@@ -162,9 +161,9 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[raw, models],
         asset_checks=[reconciliation, raw_log_loaded_recently],
-        jobs=[*jobs.values(), freshness],
+        jobs=[*jobs, freshness],
         schedules=[
-            *(cycle_schedule(job, cycle) for cycle, job in jobs.items()),
+            *(cycle_schedule(cycle) for cycle in selections),
             dg.ScheduleDefinition(job=freshness, cron_schedule="*/15 * * * *", execution_timezone="UTC"),
         ],
         resources={
@@ -177,4 +176,8 @@ def build_definitions() -> dg.Definitions:
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What Dagster loads (`dg dev -m`, `dagster api grpc -m`): built when the code location loads, not when
+    the module is imported (writing dbt's manifest runs `dbt parse`)."""
+    return build_definitions()

@@ -1,0 +1,81 @@
+"""Who may import what: the orchestration uses the tap through its entry point only, nothing uses Dagster's
+private modules, and the code location does no work when it is imported (a test per rule, failing on a
+violation)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.pipeline import ROOT
+
+#: What orchestrate/ may import of the tap: the Tap class (its CLI's entry point, what Meltano runs).
+TAP_ENTRY_POINTS = {"tap_matomo.tap"}
+PYTHON_FOLDERS = ["orchestrate", "tap-matomo", "target-postgres-matomo", "pg-url", "matomo-simulator", "devenv"]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports (`import a.b`, `from a.b import c`), at any depth of the file."""
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules.add(node.module)
+    return modules
+
+
+def python_files(*folders: str) -> list[Path]:
+    return [
+        path
+        for folder in folders
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if not {"build", ".venv"} & set(path.relative_to(ROOT).parts)
+    ]
+
+
+@pytest.mark.unit
+def test_the_orchestration_imports_the_tap_by_its_entry_point_only() -> None:
+    found = {
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in python_files("orchestrate")
+        for module in imported_modules(path)
+        if module.split(".")[0] == "tap_matomo" and module not in TAP_ENTRY_POINTS
+    }
+    assert not found, sorted(found)
+
+
+@pytest.mark.unit
+def test_nothing_imports_dagsters_private_modules() -> None:
+    found = {
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in python_files(*PYTHON_FOLDERS, "tests", "benchmarks")
+        for module in imported_modules(path)
+        if module.split(".")[0].startswith("dagster") and any(part.startswith("_") for part in module.split(".")[1:])
+    }
+    assert not found, sorted(found)
+
+
+@pytest.mark.unit
+def test_importing_the_code_location_starts_no_process() -> None:
+    """Under `dg dev` the definitions write dbt's manifest (`dbt parse` through Meltano): when Dagster loads the
+    location, not when its module is imported (by a step's process, a test, a tool). (A library's own
+    `file -b` at import is not the location's work: only Meltano and dbt are refused.)"""
+    guard = (
+        "import subprocess, sys\n"
+        "start = subprocess.Popen.__init__\n"
+        "def refuse(self, args, *rest, **kwargs):\n"
+        "    if any(word in str(args) for word in ('meltano', 'dbt')):\n"
+        "        sys.exit(f'started at import: {args}')\n"
+        "    start(self, args, *rest, **kwargs)\n"
+        "subprocess.Popen.__init__ = refuse\n"
+        "import matomo_orchestrate.definitions\n"
+    )
+    env = {**os.environ, "DAGSTER_IS_DEV_CLI": "1"}
+    done = subprocess.run([sys.executable, "-c", guard], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
