@@ -57,7 +57,7 @@ lint: $(STAMP)
 # Two workers, a test file each at a time (module fixtures load once); every Meltano run has its own
 # run directory (tests/pipeline.py), so runs on both workers cannot collide.
 test: lint install
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=25
 	$(MAKE) --no-print-directory test-clock
 
 # The tests that depend on the time of day (marker `clock`) again as if it were each of these UTC times

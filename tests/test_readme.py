@@ -151,19 +151,17 @@ def test_every_document_has_its_blocks_found() -> None:
 
 
 def test_the_standalone_recipe_keeps_the_first_runs_rows_and_leaves_the_clone_clean(stage: Stage) -> None:
-    """After the README's blocks (run before this test, in order): the CSV target's second run appended to the
-    first run's files (the target's default would have left a header only), the token's file is the user's
-    alone, and nothing of the recipe is in the clone."""
+    """After the README's blocks (run before this test, in order): the CSV target's second run (nothing new)
+    left the first run's rows where they were (with one file per stream, the target's default, it replaced
+    them with a header), the token's file is the user's alone, and nothing of the recipe is in the clone."""
     alone = stage.folder.parent / "matomo-alone"
     if not alone.exists():
         pytest.skip("the README's blocks did not run in this session")
-    lines = (alone / "csv" / "visits_actions.csv").read_text().splitlines()
-    assert len(lines) > 1, "the second run replaced the first run's rows"
+    files = sorted((alone / "csv").glob("visits_actions-*.csv"))
+    assert len(files) == 2, files  # a file per run
+    assert len(files[0].read_text().splitlines()) > 1, "the first run's rows are gone"
     assert (alone / "tap.json").stat().st_mode & 0o777 == 0o600
     assert (alone / "state.json").read_text().strip()
-    left = [
-        name
-        for name in ("tap.json", "target.json", "state.json", "csv", ".venv-alone")
-        if (stage.folder / name).exists()
-    ]
+    names = ("tap.json", "target.json", "state.json", "csv", ".venv-alone")
+    left = [name for name in names if (stage.folder / name).exists()]
     assert not left, left
