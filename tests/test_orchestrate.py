@@ -10,20 +10,23 @@ import functools
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import typing as t
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import psutil
 import pytest
+import yaml
 from dagster_dbt import DbtProject
 from matomo_orchestrate import dbt_models, raw_assets
 from matomo_orchestrate.checks import raw_log_loaded_recently
@@ -92,22 +95,36 @@ def hourly_job() -> dg.JobDefinition:
     return definitions().resolve_job_def("matomo_hourly")
 
 
-def reconcile_job() -> dg.JobDefinition:
-    return definitions().resolve_job_def("matomo_reconcile")
-
-
 @pytest.fixture(scope="module", autouse=True)
 def fresh_manifest() -> None:
     """dbt's manifest of the models as they are now, which the code location reads when it loads."""
     dbt_models.write_manifest(DbtProject(project_dir=ROOT / "transform"))
 
 
-def run_cycle(pool_limit: int = 3, job: t.Callable[[], dg.JobDefinition] = hourly_job) -> dg.JobExecutionResult:
-    """One run of a cycle's job, out of process as in a deployment, with the server's pool at `pool_limit`."""
-    with dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": pool_limit}}}) as instance:
-        result = dg.execute_job(dg.reconstructable(job), instance=instance)
-        result.events = list(instance.all_logs(result.run_id))  # type: ignore[attr-defined]
-        return result
+@dataclass
+class Cycle:
+    """A run of a job, read back from the instance it ran on."""
+
+    run_id: str
+    success: bool
+    events: list[dg.EventLogEntry]
+
+
+def run_cycle(pool_limit: int = 3, job: str = "matomo_hourly", home: Path | None = None) -> Cycle:
+    """One run of a cycle's job in a run worker of its own, as in a deployment (tests/dagster_cycle.py), on
+    an instance whose Matomo pool allows `pool_limit` shards at once, or on the instance at `home`."""
+    with tempfile.TemporaryDirectory(prefix="dagster-home-") as folder:
+        if home is None:
+            home = Path(folder)
+            pools = {"concurrency": {"pools": {"default_limit": pool_limit}}, "telemetry": {"enabled": False}}
+            (home / "dagster.yaml").write_text(yaml.safe_dump(pools))
+        command = [sys.executable, "-m", "tests.dagster_cycle", job]
+        subprocess.run(command, cwd=ROOT, env={**os.environ, "DAGSTER_HOME": str(home)}, check=False)
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            runs = instance.get_runs(limit=1)
+            assert runs, f"{job} did not start (its output is above)"
+            run = runs[0]
+            return Cycle(run.run_id, run.is_success, list(instance.all_logs(run.run_id)))
 
 
 STEP_KINDS = {"STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY", "STEP_RESTARTED"}
@@ -118,18 +135,18 @@ def shard_step(shard: str) -> str:
     return f"{SHARD_STEP}{shard}]"
 
 
-def step_events(result: dg.JobExecutionResult, prefix: str) -> list[tuple[str, str]]:
+def step_events(result: Cycle, prefix: str) -> list[tuple[str, str]]:
     """(event, step) of the starts, retries, successes and failures of the steps named `prefix...`, in the
     order the run's event log holds them."""
     found = []
-    for record in result.events:  # type: ignore[attr-defined]
+    for record in result.events:
         event = record.dagster_event
         if event and event.step_key and event.step_key.startswith(prefix) and event.event_type_value in STEP_KINDS:
             found.append((event.event_type_value, event.step_key))
     return found
 
 
-def step_times(result: dg.JobExecutionResult, prefix: str) -> dict[str, list[tuple[str, str]]]:
+def step_times(result: Cycle, prefix: str) -> dict[str, list[tuple[str, str]]]:
     """Per step of the shard ops: its events, in order."""
     steps: dict[str, list[tuple[str, str]]] = {}
     for kind, step in step_events(result, prefix):
@@ -137,10 +154,10 @@ def step_times(result: dg.JobExecutionResult, prefix: str) -> dict[str, list[tup
     return steps
 
 
-def materializations(result: dg.JobExecutionResult) -> dict[tuple[str, ...], dict[str, t.Any]]:
+def materializations(result: Cycle) -> dict[tuple[str, ...], dict[str, t.Any]]:
     """asset key path -> the metadata of its materialization in the run (values unwrapped)."""
     found = {}
-    for record in result.events:  # type: ignore[attr-defined]
+    for record in result.events:
         event = record.dagster_event
         if event and event.event_type_value == "ASSET_MATERIALIZATION":
             materialization = event.event_specific_data.materialization
@@ -148,10 +165,10 @@ def materializations(result: dg.JobExecutionResult) -> dict[tuple[str, ...], dic
     return found
 
 
-def check_evaluations(result: dg.JobExecutionResult) -> dict[tuple[tuple[str, ...], str], t.Any]:
+def check_evaluations(result: Cycle) -> dict[tuple[tuple[str, ...], str], t.Any]:
     """(asset key path, check name) -> its evaluation in the run."""
     found = {}
-    for record in result.events:  # type: ignore[attr-defined]
+    for record in result.events:
         event = record.dagster_event
         if event and event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
@@ -269,7 +286,7 @@ def test_a_failing_shard_is_retried_alone(project: MatomoSimulator, monkeypatch:
     for step, events in shards.items():
         starts = [kind for kind, _ in events if kind in ("STEP_START", "STEP_RESTARTED")]
         assert len(starts) == (2 if step == failing_shard else 1), (step, events)
-    errors = [r.user_message for r in result.events if r.level >= logging.ERROR]  # type: ignore[attr-defined]
+    errors = [r.user_message for r in result.events if r.level >= logging.ERROR]
     said = [m for m in errors if "meltano run failed (exit 1): " in m]
     assert len(said) == 1, errors  # one line, naming the shard, the exit code and Meltano's error
     assert said[0].startswith(f"shard_{shard_of(failing_site, 3)}: ")
@@ -277,7 +294,7 @@ def test_a_failing_shard_is_retried_alone(project: MatomoSimulator, monkeypatch:
     assert_exactly_the_truth(sim)
 
     # The nightly reconcile job, shard by shard: every site's closed days are listed and logged.
-    nightly = run_cycle(job=reconcile_job)
+    nightly = run_cycle(job="matomo_reconcile")
     assert nightly.success
     logged = query(os.environ["PGDATABASE"], "SELECT DISTINCT idsite FROM matomo_reconcile_log ORDER BY 1")
     assert [site for (site,) in logged] == SITES
@@ -321,13 +338,18 @@ def test_a_shard_whose_process_dies_before_it_reports_is_retried(project: Matomo
     """kill -9 of a shard's Pipes bridge (as the out-of-memory killer would): the step is retried, not failed."""
     victim = "shard_1"
     killed: list[int] = []
+    step_started_by: list[str] = []  # the command of the step process's parent
 
     def kill_the_bridge() -> None:
         deadline = time.monotonic() + 300
         while not killed and time.monotonic() < deadline:
-            for process in psutil.process_iter(["cmdline"]):
-                command = process.info["cmdline"] or []
+            for process in psutil.Process().children(recursive=True):  # this test's, not another worker's
+                try:
+                    command = process.cmdline()
+                except psutil.Error:
+                    continue
                 if "matomo_orchestrate.meltano_pipes" in command and victim in command:
+                    step_started_by.append(" ".join(process.parent().parent().cmdline()))
                     process.kill()
                     killed.append(process.pid)
                     return
@@ -338,6 +360,9 @@ def test_a_shard_whose_process_dies_before_it_reports_is_retried(project: Matomo
     result = run_cycle()
     killer.join()
     assert killed, "the bridge was never seen"
+    # The shard's step was forked from the run's server process that had imported the code location.
+    assert "multiprocessing.forkserver" in step_started_by[0], step_started_by
+    assert "matomo_orchestrate.definitions" in step_started_by[0], step_started_by
     assert result.success
     steps = step_times(result, SHARD_STEP)
     assert [kind for kind, _ in steps[shard_step(victim)]] == [
@@ -346,7 +371,7 @@ def test_a_shard_whose_process_dies_before_it_reports_is_retried(project: Matomo
         "STEP_RESTARTED",
         "STEP_SUCCESS",
     ]
-    errors = [r.user_message for r in result.events if r.level >= logging.ERROR]  # type: ignore[attr-defined]
+    errors = [r.user_message for r in result.events if r.level >= logging.ERROR]
     assert any(m.startswith(f"{victim}: the shard's process ended before it reported") for m in errors), errors
     assert_exactly_the_truth(project)
 
@@ -502,20 +527,19 @@ def test_the_documented_downstream_asset_loads_under_matomo_daily() -> None:
 
 
 def test_after_a_cycle_the_ui_shows_each_asset_its_lineage_metadata_and_checks(
-    project: MatomoSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    project: MatomoSimulator, tmp_path: Path
 ) -> None:
     """A cycle on the instance the webserver reads, then Dagster's GraphQL API through the README's script."""
     home = tmp_path / "dagster-home"
     home.mkdir()
     (home / "dagster.yaml").write_text((ROOT / "orchestrate" / "dagster.yaml").read_text())
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    with dg.DagsterInstance.get() as instance:
-        assert dg.execute_job(dg.reconstructable(hourly_job), instance=instance).success
+    assert run_cycle(home=home).success
     port = free_port()
     webserver = str(Path(sys.executable).parent / "dagster-webserver")
     server = subprocess.Popen(
         [webserver, "-m", "matomo_orchestrate.definitions", "-h", "127.0.0.1", "-p", str(port)],
         cwd=ROOT,
+        env={**os.environ, "DAGSTER_HOME": str(home)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -612,3 +636,18 @@ def test_the_schedule_skips_a_tick_while_the_previous_cycle_runs() -> None:
         assert running.run_id in str(skipped.skip_message)
         instance.report_run_failed(running)
         assert isinstance(schedule(dg.build_schedule_context(instance=instance)), dg.RunRequest)
+
+
+def test_dagster_dbt_reads_dbts_version_without_starting_meltano_or_dbt() -> None:
+    """dagster-dbt runs `matomo-dbt --version` before every dbt command: the answer is the installed dbt-core's
+    version, read without Meltano (here it could not even start: its system database is unusable), dbt or
+    a question to PyPI (6 s a dbt step before)."""
+    plugin_python = ROOT / ".meltano" / "utilities" / dbt_models.DBT_UTILITY / "venv" / "bin" / "python"
+    reads_version = "import importlib.metadata as m; print(m.version('dbt-core'))"
+    installed = subprocess.run([plugin_python, "-c", reads_version], capture_output=True, text=True, check=True)
+    matomo_dbt = Path(sys.executable).parent / "matomo-dbt"
+    unusable = {**os.environ, "MELTANO_DATABASE_URI": "nosuchdb://"}
+    answer = subprocess.run([matomo_dbt, "--version"], env=unusable, capture_output=True, text=True, check=True)
+    assert re.search(r"(\d+\.\d+\.\d+)", answer.stdout)[1] == installed.stdout.strip()  # dagster-dbt's reading
+    failed = subprocess.run([matomo_dbt, "debug"], env=unusable, capture_output=True, text=True, check=False)
+    assert failed.returncode != 0, "any other command goes through Meltano"

@@ -22,10 +22,8 @@ import yaml
 from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject
 from typing_extensions import override
 
-from matomo_orchestrate.meltano import MeltanoProject
+from matomo_orchestrate.meltano import DBT_UTILITY, MeltanoProject
 
-#: The Meltano utility that runs dbt (meltano.yml), whose `commands:` the steps run.
-DBT_UTILITY = "dbt-postgres"
 RAW_SOURCE = "matomo_raw"
 
 

@@ -51,6 +51,11 @@ DBT_ASSETS = "matomo_dbt"
 #: Steps of a run in processes at once. Shard steps mostly wait on Matomo and Meltano: the cap that
 #: matters is the Matomo server's pool (MATOMO_POOL), not this machine's CPU count (the default cap).
 MAX_STEPS_AT_ONCE = 64
+#: Each step's process is forked from a server process of the run that imported this code location once
+#: (the multiprocess executor's forkserver): started fresh, a step imported dagster, dagster-dbt and dbt
+#: again, about 2.5 s before its work and 5 steps one after another in a cycle (docs/benchmarks-scale-out.md).
+#: The server starts with the run's worker, and with its environment.
+STEP_START = {"forkserver": {"preload_modules": ["matomo_orchestrate.definitions"]}}
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ def cycle_job_args(cycle: Cycle, selection: dg.AssetSelection) -> dict[str, t.An
     config: dict[str, dict[str, t.Any]] = {"ops": {DBT_ASSETS: {"config": {"command": cycle.dbt_command}}}}
     if cycle.extractor:
         config["ops"][RAW_ASSETS] = {"ops": {"plan": {"config": {"extractor": cycle.extractor}}}}
-    executor = dg.multiprocess_executor.configured({"max_concurrent": MAX_STEPS_AT_ONCE})
+    executor = dg.multiprocess_executor.configured({"max_concurrent": MAX_STEPS_AT_ONCE, "start_method": STEP_START})
     return {
         "name": cycle.job,
         "selection": selection,

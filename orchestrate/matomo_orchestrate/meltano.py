@@ -10,6 +10,7 @@ database (state, run records) stays the project's one: MELTANO_DATABASE_URI, or 
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shutil
@@ -26,6 +27,8 @@ import yaml
 from matomo_orchestrate.parent_death import dying_with_this_process
 from matomo_orchestrate.run_report import is_error_line
 
+#: The Meltano utility that runs dbt (meltano.yml), whose `commands:` the dbt steps run.
+DBT_UTILITY = "dbt-postgres"
 #: Where the shards' own system directories go (default: <project>/.meltano/shards).
 SHARD_DIRS_VAR = "MATOMO_SHARD_RUN_DIR"
 _PLUGIN_FOLDERS = ("extractors", "loaders", "utilities")
@@ -78,6 +81,15 @@ class MeltanoProject:
         """The state id `meltano run --state-id-suffix` gives an extract/load pair."""
         base = f"{self.environment}:{extractor}-to-{loader}" if self.environment else f"{extractor}-to-{loader}"
         return f"{base}:{suffix}" if suffix else base
+
+    def installed_version(self, kind: str, plugin: str, package: str) -> str | None:
+        """The version of `package` in the venv `meltano install` made for a plugin, read from the package's
+        metadata without starting a process; None when it is not installed there."""
+        sys_dir = Path(self.env.get("MELTANO_SYS_DIR_ROOT") or self.root / ".meltano")
+        for site in sorted((sys_dir / kind / plugin / "venv").glob("lib/python*/site-packages")):
+            for dist in importlib.metadata.distributions(name=package, path=[str(site)]):
+                return dist.version
+        return None
 
     def process_env(self, extra_env: t.Mapping[str, str] | None, sys_dir: Path | None) -> dict[str, str]:
         env = {**self.env, **(extra_env or {}), "MELTANO_DATABASE_URI": self.system_database}
