@@ -651,3 +651,33 @@ def test_dagster_dbt_reads_dbts_version_without_starting_meltano_or_dbt() -> Non
     assert re.search(r"(\d+\.\d+\.\d+)", answer.stdout)[1] == installed.stdout.strip()  # dagster-dbt's reading
     failed = subprocess.run([matomo_dbt, "debug"], env=unusable, capture_output=True, text=True, check=False)
     assert failed.returncode != 0, "any other command goes through Meltano"
+
+
+def test_under_dagster_dev_a_step_parses_dbt_only_when_the_project_changed() -> None:
+    """`dg dev` marks every process of a run as its own (DAGSTER_IS_DEV_CLI): a step's process loads the code
+    location without `dbt parse` while the manifest is newer than the project's files, with it once not."""
+    guard = (
+        "import subprocess, sys\n"
+        "start = subprocess.Popen.__init__\n"
+        "def refuse(self, args, *rest, **kwargs):\n"
+        "    if any(word in str(args) for word in ('meltano', 'dbt')):\n"
+        "        sys.exit(f'started: {args}')\n"
+        "    start(self, args, *rest, **kwargs)\n"
+        "subprocess.Popen.__init__ = refuse\n"
+        "from matomo_orchestrate.definitions import defs\n"
+        "defs()\n"
+    )
+    env = {**os.environ, "DAGSTER_IS_DEV_CLI": "1"}
+    loaded = subprocess.run([sys.executable, "-c", guard], env=env, capture_output=True, text=True, check=False)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    project = DbtProject(project_dir=ROOT / "transform")
+    model = next((ROOT / "transform" / "models").rglob("*.sql"))
+    older = model.stat().st_mtime - 60
+    os.utime(project.manifest_path, (older, older))  # as if a model had been edited since the last parse
+    parsed = subprocess.run([sys.executable, "-c", guard], env=env, capture_output=True, text=True, check=False)
+    assert "started: " in parsed.stderr, parsed.stderr[-2000:]
+    assert "parse" in parsed.stderr, parsed.stderr[-2000:]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_IS_DEV_CLI", "1")
+        dbt_models.dbt_project()
+    assert project.manifest_path.stat().st_mtime > model.stat().st_mtime

@@ -9,6 +9,7 @@ writing dbt command waits for the one already running on the same warehouse, who
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -27,13 +28,33 @@ from matomo_orchestrate.meltano import DBT_UTILITY, MeltanoProject
 RAW_SOURCE = "matomo_raw"
 
 
+#: Folders of the dbt project that dbt writes, not reads.
+_DBT_OUTPUTS = frozenset({"target", "logs", "dbt_packages"})
+
+
 def dbt_project() -> DbtProject:
-    """The dbt project, its manifest written under `dg dev`/`dagster dev` and whenever it is missing
-    (a deployment can write it when building its image)."""
+    """The dbt project, its manifest written when it is missing (a deployment writes it when building its
+    image) and, under `dg dev`/`dagster dev`, when a file it is parsed from changed since: every step's
+    process loads the code location too, and parsed the project at each step before."""
     project = DbtProject(project_dir=MeltanoProject().root / "transform")
-    if project.preparer.using_dagster_dev() or not project.manifest_path.exists():
+    manifest = project.manifest_path
+    if not manifest.exists() or (project.preparer.using_dagster_dev() and changed_since(project, manifest)):
         write_manifest(project)
     return project
+
+
+def changed_since(project: DbtProject, written: Path) -> bool:
+    """Whether a file of the dbt project, or meltano.yml (the dbt utility's settings), is newer than `written`."""
+    instant = written.stat().st_mtime
+    root = Path(project.project_dir)
+    if (root.parent / "meltano.yml").stat().st_mtime > instant:
+        return True
+    for folder, subfolders, files in os.walk(root):
+        if Path(folder) == root:
+            subfolders[:] = [name for name in subfolders if name not in _DBT_OUTPUTS]
+        if any((Path(folder) / name).stat().st_mtime > instant for name in files):
+            return True
+    return False
 
 
 def write_manifest(project: DbtProject) -> None:
