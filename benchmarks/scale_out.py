@@ -3,10 +3,10 @@
 Against the simulator in its own process, 8 days x 500 visits per site, pages of 50: first with 300 ms
 per Live answer (a busy Matomo: waiting dominates, as in a backfill of many sites), then answering at
 once (what is left is the cycle's own cost), with the next hour's run that finds nothing new. Each
-first run starts from an empty warehouse and an empty Meltano state; each loads the same actions
-(checked). Results: docs/benchmarks-scale-out.md.
+first run starts from an empty warehouse and an empty Meltano state; the report's column of actions
+loaded shows each loaded them all. Results: docs/benchmarks-scale-out.md.
 
-    .venv/bin/python -m benchmarks.scale_out        # about 12 minutes
+    .venv/bin/python -m benchmarks.scale_out        # about 15 minutes
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -64,3 +65,19 @@ def latest_versions(*runs: TapRun) -> dict[int, list[dict]]:
 
 def action_ids(visits: dict[int, list[dict]]) -> set[str]:
     return {r["action_id"] for rows in visits.values() for r in rows}
+
+
+def without_meltano_or_dbt(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`code` in a new Python whose subprocesses may not be Meltano or dbt: one started ends the process
+    with `started: <its command>` (a library's own `file -b` may run). `env` is added to this environment."""
+    guard = (
+        "import subprocess, sys\n"
+        "start = subprocess.Popen.__init__\n"
+        "def refuse(self, args, *rest, **kwargs):\n"
+        "    if any(word in str(args) for word in ('meltano', 'dbt')):\n"
+        "        sys.exit(f'started: {args}')\n"
+        "    start(self, args, *rest, **kwargs)\n"
+        "subprocess.Popen.__init__ = refuse\n"
+    )
+    command = [sys.executable, "-c", guard + code]
+    return subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, check=False)

@@ -5,13 +5,11 @@ violation)."""
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import without_meltano_or_dbt
 from tests.pipeline import ROOT
 
 #: What orchestrate/ may import of the tap: the Tap class (its CLI's entry point, what Meltano runs).
@@ -66,16 +64,5 @@ def test_importing_the_code_location_starts_no_process() -> None:
     """Under `dg dev` the definitions write dbt's manifest (`dbt parse` through Meltano): when Dagster loads the
     location, not when its module is imported (by a step's process, a test, a tool). (A library's own
     `file -b` at import is not the location's work: only Meltano and dbt are refused.)"""
-    guard = (
-        "import subprocess, sys\n"
-        "start = subprocess.Popen.__init__\n"
-        "def refuse(self, args, *rest, **kwargs):\n"
-        "    if any(word in str(args) for word in ('meltano', 'dbt')):\n"
-        "        sys.exit(f'started at import: {args}')\n"
-        "    start(self, args, *rest, **kwargs)\n"
-        "subprocess.Popen.__init__ = refuse\n"
-        "import matomo_orchestrate.definitions\n"
-    )
-    env = {**os.environ, "DAGSTER_IS_DEV_CLI": "1"}
-    done = subprocess.run([sys.executable, "-c", guard], env=env, capture_output=True, text=True, check=False)
+    done = without_meltano_or_dbt("import matomo_orchestrate.definitions", DAGSTER_IS_DEV_CLI="1")
     assert done.returncode == 0, done.stderr[-2000:]

@@ -43,7 +43,7 @@ from tap_matomo.recent_visits import RecentVisits
 from devenv.net import free_port
 from devenv.postgres import LocalPostgres
 from tests.conftest import TOKENS, new_database
-from tests.helpers import TOKEN
+from tests.helpers import TOKEN, without_meltano_or_dbt
 from tests.pipeline import ROOT, query
 
 SITES = [1, 2, 3, 4, 5, 6]
@@ -89,10 +89,6 @@ def definitions() -> dg.Definitions:
     from matomo_orchestrate.definitions import defs  # after the manifest is written
 
     return defs()
-
-
-def hourly_job() -> dg.JobDefinition:
-    return definitions().resolve_job_def("matomo_hourly")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -627,7 +623,7 @@ def test_the_schedule_skips_a_tick_while_the_previous_cycle_runs() -> None:
     """Cycles of a job never overlap, which is what makes the shard steps' --force safe."""
     defs = definitions()
     schedule = defs.get_schedule_def("matomo_hourly_schedule")
-    job = hourly_job()
+    job = definitions().resolve_job_def("matomo_hourly")
     with dg.instance_for_test() as instance:
         assert isinstance(schedule(dg.build_schedule_context(instance=instance)), dg.RunRequest)
         running = instance.create_run_for_job(job_def=job, status=dg.DagsterRunStatus.STARTED)
@@ -656,25 +652,14 @@ def test_dagster_dbt_reads_dbts_version_without_starting_meltano_or_dbt() -> Non
 def test_under_dagster_dev_a_step_parses_dbt_only_when_the_project_changed() -> None:
     """`dg dev` marks every process of a run as its own (DAGSTER_IS_DEV_CLI): a step's process loads the code
     location without `dbt parse` while the manifest is newer than the project's files, with it once not."""
-    guard = (
-        "import subprocess, sys\n"
-        "start = subprocess.Popen.__init__\n"
-        "def refuse(self, args, *rest, **kwargs):\n"
-        "    if any(word in str(args) for word in ('meltano', 'dbt')):\n"
-        "        sys.exit(f'started: {args}')\n"
-        "    start(self, args, *rest, **kwargs)\n"
-        "subprocess.Popen.__init__ = refuse\n"
-        "from matomo_orchestrate.definitions import defs\n"
-        "defs()\n"
-    )
-    env = {**os.environ, "DAGSTER_IS_DEV_CLI": "1"}
-    loaded = subprocess.run([sys.executable, "-c", guard], env=env, capture_output=True, text=True, check=False)
+    loads = "from matomo_orchestrate.definitions import defs\ndefs()"
+    loaded = without_meltano_or_dbt(loads, DAGSTER_IS_DEV_CLI="1")
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     project = DbtProject(project_dir=ROOT / "transform")
     model = next((ROOT / "transform" / "models").rglob("*.sql"))
     older = model.stat().st_mtime - 60
     os.utime(project.manifest_path, (older, older))  # as if a model had been edited since the last parse
-    parsed = subprocess.run([sys.executable, "-c", guard], env=env, capture_output=True, text=True, check=False)
+    parsed = without_meltano_or_dbt(loads, DAGSTER_IS_DEV_CLI="1")
     assert "started: " in parsed.stderr, parsed.stderr[-2000:]
     assert "parse" in parsed.stderr, parsed.stderr[-2000:]
     with pytest.MonkeyPatch.context() as patch:
