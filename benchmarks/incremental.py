@@ -31,7 +31,7 @@ from pathlib import Path
 
 import psycopg
 from matomo_simulator import MatomoSimulator, World
-from tap_matomo.recent_visits import CAP, RecentVisits, visit_digest
+from tap_matomo.raw.recent_visits import CAP, RecentVisits, visit_digest
 
 from benchmarks.run import Load, machine, server_settings
 from devenv.net import free_port

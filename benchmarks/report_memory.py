@@ -1,6 +1,6 @@
 """Benchmark: the tap's peak memory reading a year of the default reports against reading a month.
 
-Report requests are sent as the reader takes answers (tap_matomo/report_streams.py), so memory should hold
+Report requests are sent as the reader takes answers (tap_matomo/reports/plan.py), so memory should hold
 about `max_parallel_requests` answers, whatever the number of periods: the goal is a year's peak within
 1.2x a month's. The tap alone (stdout to /dev/null) against an in-process simulator answering at once, one
 UTC site with one visit a day (the answers' size is not what is measured), the default 31 reports, no raw

@@ -6,7 +6,7 @@
 - `transform/models/marts/_matomo.yml`: the dbt docs and tests of `matomo` and `matomo_visits`, every
   column described from tap-matomo's column registry (tap_matomo/columns.py), so that `dbt docs
   generate` documents every column and the docs cannot drift from the contract.
-- `tap-matomo/tap_matomo/report_metadata_matomo5.json`: Matomo 5.0.2's report metadata (the real answers
+- `tap-matomo/tap_matomo/reports/report_metadata_matomo5.json`: Matomo 5.0.2's report metadata (the real answers
   in tests/fixtures/matomo-5.0.2-reports/), which the tap's discovery uses when it has no Matomo to ask.
 - `tap-matomo/meltano-plugin.yml`: the extractor's Meltano plugin definition (the Hub's form), which
   another project adds with `meltano add tap-matomo --from-ref ...`, and
@@ -272,7 +272,7 @@ def report_metadata() -> str:
 #: path -> its content.
 def generated() -> dict[Path, str]:
     return {
-        ROOT / "tap-matomo" / "tap_matomo" / "report_metadata_matomo5.json": report_metadata(),
+        ROOT / "tap-matomo" / "tap_matomo" / "reports" / "report_metadata_matomo5.json": report_metadata(),
         MARTS / "_matomo.yml": marts_yaml(),
         ROOT / "tap-matomo" / "meltano-plugin.yml": plugin_yaml(),
         ROOT / "plugins" / "extractors" / f"{TapMatomo.name}--{VARIANT}.lock": plugin_lock(),

@@ -9,8 +9,9 @@ import typing as t
 from datetime import date, timedelta
 
 import pytest
-from tap_matomo import day_fetch, throttle
-from tap_matomo.day_fetch import fetch_pages
+from tap_matomo import throttle
+from tap_matomo.raw import day_fetch
+from tap_matomo.raw.day_fetch import fetch_pages
 from tap_matomo.throttle import RequestRateLimiter
 
 pytestmark = pytest.mark.unit

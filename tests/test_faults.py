@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 from matomo_simulator import Fault, MatomoSimulator
 from tap_matomo import clock
-from tap_matomo.client import retry_after
+from tap_matomo.answers import retry_after
 
 from tests.helpers import TOKEN, run_tap
 
@@ -161,3 +163,36 @@ def test_every_attempt_keeps_the_rate_limit_and_retry_after_is_obeyed_in_both_fo
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     assert len(arrivals) >= 10
     assert min(gaps) >= 60 / per_minute - 0.05, sorted(gaps)[:5]
+
+
+@pytest.mark.parametrize("method", ["Live.getLastVisitsDetails", "Referrers.getReferrerType"])
+def test_a_live_page_and_a_report_request_are_retried_limited_and_measured_alike(
+    simulator: MatomoSimulator, tap_config: dict, tmp_path: Path, method: str
+) -> None:
+    """One request path (client.MatomoStream.send) for the raw log's pages and the reports' periods: the same
+    faults get the same retries (503s with backoff, a 429's Retry-After), every attempt keeps the run's rate
+    limit, and each attempt is timed in the SDK's http_request_duration, failed ones as failed."""
+    per_minute = 600  # a request every 0.1 s
+    simulator.inject(Fault("status", times=2, status=503, method=method))
+    simulator.inject(Fault("rate_limit", times=1, retry_after=1, method=method))
+    reports = [{"method": "Referrers.getReferrerType", "periods": ["day"]}]
+    config = {**tap_config, "site_ids": [3], "max_requests_per_minute": per_minute, "log_metrics": True}
+    run = run_tap(tmp_path, {**config, "reports": reports, "max_parallel_requests": 1})  # one request takes them all
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert simulator.faults == [], "the faults were never served"
+    retries = [line for line in run.stderr.splitlines() if "Retrying in" in line and f"Matomo {method} " in line]
+    assert [re.findall(r"\(try (\d) of 6\)", line) for line in retries] == [["1"], ["2"], ["3"]], retries
+    assert ["HTTP 503" in line for line in retries] == [True, True, False], retries
+    assert "HTTP 429" in retries[2], retries
+    assert "Retrying in 1." in retries[2], retries  # the Retry-After, plus jitter
+    arrivals = sorted(r.at for r in simulator.requests)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert min(gaps) >= 60 / per_minute - 0.02, sorted(gaps)[:5]
+    timers = [
+        json.loads(line.partition("METRIC: ")[2])
+        for line in run.stderr.splitlines()
+        if "METRIC: " in line and '"http_request_duration"' in line
+    ]
+    failed = [p["tags"]["http_status_code"] for p in timers if p["tags"]["status"] == "failed"]
+    assert sorted(failed) == [429, 503, 503], failed
+    assert {r["action_id"] for r in run.records() if "action_id" in r} == set(simulator.world.truth(3))

@@ -1,6 +1,7 @@
-"""Who may import what: the orchestration uses the tap through its entry point only, nothing uses Dagster's
-private modules, and the code location does no work when it is imported (a test per rule, failing on a
-violation)."""
+"""Who may import what, and how long a module may grow: the orchestration uses the tap through its entry point
+only, the tap's two halves (raw log, reports) do not import each other, nothing uses Dagster's private modules,
+the code location does no work when it is imported, and the tap's modules and functions stay short (a test per
+rule, failing on a violation)."""
 
 from __future__ import annotations
 
@@ -66,3 +67,37 @@ def test_importing_the_code_location_starts_no_process() -> None:
     `file -b` at import is not the location's work: only Meltano and dbt are refused.)"""
     done = without_meltano_or_dbt("import matomo_orchestrate.definitions", DAGSTER_IS_DEV_CLI="1")
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("half", "other"), [("raw", "reports"), ("reports", "raw")])
+def test_the_tap_halves_do_not_import_each_other(half: str, other: str) -> None:
+    """The raw log (tap_matomo/raw) and the reports (tap_matomo/reports) share what sits beside them (client,
+    settings, schemas, clock...), never each other's modules: either can change without reading the other."""
+    found = {
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in sorted((ROOT / "tap-matomo" / "tap_matomo" / half).rglob("*.py"))
+        for module in imported_modules(path)
+        if module == f"tap_matomo.{other}" or module.startswith(f"tap_matomo.{other}.")
+    }
+    assert not found, sorted(found)
+
+
+#: Folders whose modules stay short enough to read whole: at most this many lines, functions at most FUNCTION_LINES.
+SHORT_MODULE_FOLDERS = ["tap-matomo/tap_matomo"]
+MODULE_LINES, FUNCTION_LINES = 300, 50
+
+
+@pytest.mark.unit
+def test_modules_and_functions_stay_short() -> None:
+    too_long = []
+    for path in python_files(*SHORT_MODULE_FOLDERS):
+        text = path.read_text()
+        if len(text.splitlines()) > MODULE_LINES:
+            too_long.append(f"{path.relative_to(ROOT)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno:
+                length = node.end_lineno - node.lineno + 1
+                if length > FUNCTION_LINES:
+                    too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {length} lines")
+    assert not too_long, too_long

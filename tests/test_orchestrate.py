@@ -37,8 +37,8 @@ from matomo_orchestrate.state_moves import resharded, visit_bookmarks
 from matomo_simulator import MatomoSimulator, World
 from matomo_simulator.server import Fault
 from tap_matomo import clock
-from tap_matomo.recent_visits import CAP as RECENT_CAP
-from tap_matomo.recent_visits import RecentVisits
+from tap_matomo.raw.recent_visits import CAP as RECENT_CAP
+from tap_matomo.raw.recent_visits import RecentVisits
 
 from devenv.net import free_port
 from devenv.postgres import LocalPostgres

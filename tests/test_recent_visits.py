@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tap_matomo.recent_visits import CAP, RecentVisits, visit_digest
+from tap_matomo.raw.recent_visits import CAP, RecentVisits, visit_digest
 
 pytestmark = pytest.mark.unit
 

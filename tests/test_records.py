@@ -11,7 +11,7 @@ import pytest
 from matomo_simulator.render import stringify_numbers
 from tap_matomo import schemas
 from tap_matomo.coerce import integer
-from tap_matomo.records import InvalidVisitError, visit_to_records
+from tap_matomo.raw.records import InvalidVisitError, visit_to_records
 from tap_matomo.timezones import local_wall_clock_to_utc, site_timezone
 
 from tests.conftest import REPO, load_sample

@@ -11,9 +11,9 @@ from datetime import date
 import jsonschema
 import pytest
 from tap_matomo.coerce import number
-from tap_matomo.periods import PeriodWindow, period_end, period_start
-from tap_matomo.report_rows import is_empty, map_row, rows_of
-from tap_matomo.report_specs import DEFAULT_REPORTS, ReportMetadata, ReportSpec, default_name, report_schema
+from tap_matomo.reports.periods import PeriodWindow, period_end, period_start
+from tap_matomo.reports.rows import is_empty, map_row, rows_of
+from tap_matomo.reports.specs import DEFAULT_REPORTS, ReportMetadata, ReportSpec, default_name, report_schema
 
 from tests.pipeline import ROOT
 

@@ -15,7 +15,7 @@ from matomo_simulator import Fault, MatomoSimulator, World
 from matomo_simulator.reports import metadata as report_metadata
 from matomo_simulator.reports import report_methods
 from tap_matomo import clock
-from tap_matomo.report_specs import ReportMetadata, declared_metrics, report_schema, specs_from_setting
+from tap_matomo.reports.specs import ReportMetadata, declared_metrics, report_schema, specs_from_setting
 
 from tests.conftest import project_meltano
 from tests.helpers import TapRun, run_tap

@@ -17,9 +17,10 @@ import typing as t
 from datetime import UTC, datetime
 
 State = dict[str, t.Any]
-#: Where a report stream keeps its per-site state (tap_matomo.report_streams.PERIODS_KEY).
+#: Where a report stream keeps its per-site state (tap_matomo.reports.report_stream.PERIODS_KEY).
 REPORT_PERIODS_KEY = "periods"
-#: Where the raw log's partition says through when its Live log was read whole (tap_matomo.streams.LISTED_THROUGH_KEY).
+#: Where the raw log's partition says through when its Live log was read whole
+#: (tap_matomo.raw.visits_actions.LISTED_THROUGH_KEY).
 LISTED_THROUGH_KEY = "listed_through"
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 

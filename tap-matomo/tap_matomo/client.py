@@ -1,7 +1,12 @@
-"""The base stream for Matomo's HTTP API: POST with the token in the body, response checks, retries.
+"""The base stream for Matomo's HTTP API: POST with the token in the body, response checks, retries; and
+`MatomoStream.send`, the one way this tap's own loops send a request.
 
-Matomo's HTTP status is not reliable (most errors come back as 200 with an error envelope),
-so every body is parsed and checked here, whatever its status.
+Matomo's HTTP status is not reliable (most errors come back as 200 with an error envelope), so every body
+is parsed and checked (answers.check), whatever its status. Every request goes through the same session
+(its transport waits for the run's rate limiter, throttle.py), the same retries with backoff (the SDK's
+`request_decorator`), the same checks and the same metrics: the SDK's paging loop sends the requests of
+the sites and configuration streams; `send` those of the loops that read several pages at once (a site's
+days, raw/day_fetch.py; a report's periods, reports/plan.py).
 """
 
 from __future__ import annotations
@@ -9,104 +14,38 @@ from __future__ import annotations
 import itertools
 import logging
 import random
-import re
+import threading
 import typing as t
-import weakref
-from datetime import datetime
-from email.utils import parsedate_to_datetime
+from contextlib import contextmanager, suppress
 from functools import cached_property
 from http import HTTPStatus
 from importlib.metadata import version
 from urllib.parse import parse_qsl, urlsplit
 
-import msgspec
-import requests
 from singer_sdk import metrics
-from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.streams import RESTStream
 from singer_sdk.streams.rest import PageContext
 
-from tap_matomo import clock, output
+from tap_matomo import output
+from tap_matomo.answers import check, matomo_json, public_url, retry_after, safe_error
 from tap_matomo.compat import override
 from tap_matomo.throttle import RateLimitedAdapter, RequestRateLimiter
 
 if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import requests
     from backoff.types import Details
     from singer_sdk.helpers.types import Context
 
-QUERY_TIMEOUT_MESSAGE = "Could not run the query in time"
-_AUTH_MESSAGES = ("Unable to authenticate", "requires 'view' access", "token_auth")
-_BODY_EXCERPT = 160
+
+class ReadStoppedError(FatalAPIError):
+    """A read stopped because another of its requests failed for good (never the error shown)."""
 
 
-class MatomoAuthError(FatalAPIError):
-    """Matomo refused the token (bad, expired, or without view access to a site)."""
-
-
-class MatomoQueryTimeoutError(RetriableAPIError):
-    """Matomo hit live_query_max_execution_time: retried with a smaller page."""
-
-
-def _is_transient(status: int) -> bool:
-    """Statuses worth another try: the server's errors and rate limiting."""
-    return status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == HTTPStatus.TOO_MANY_REQUESTS
-
-
-_USER_INFO = re.compile(r"(?<=//)[^/@\s]+@")
-
-
-def public_url(url: str) -> str:
-    """`scheme://host[:port]` of a URL, for messages: never its user info (a password may sit there)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
-
-
-def redact(text: str, secret: str | None) -> str:
-    """`text` without the token and without any URL's user info, fit for a log line or an error."""
-    if secret:
-        text = text.replace(secret, "***")
-    return _USER_INFO.sub("***@", text)
-
-
-def _excerpt(response: requests.Response, secret: str | None) -> str:
-    """The start of a body that is not JSON (an HTML error page may echo the request: redacted)."""
-    body = redact(response.text.strip().replace("\n", " "), secret)
-    return body[:_BODY_EXCERPT] + ("..." if len(body) > _BODY_EXCERPT else "")
-
-
-def error_message(body: t.Any) -> str | None:
-    """The message of Matomo's `{"result": "error"}` envelope, None for any other body."""
-    if isinstance(body, dict) and body.get("result") == "error":
-        return str(body.get("message", "")).strip()
-    return None
-
-
-def is_query_timeout(body: t.Any) -> bool:
-    """Whether Matomo answered "Could not run the query in time" (live_query_max_execution_time)."""
-    return QUERY_TIMEOUT_MESSAGE in (error_message(body) or "")
-
-
-_decoded: weakref.WeakKeyDictionary[requests.Response, t.Any] = weakref.WeakKeyDictionary()
-
-
-def matomo_json(response: requests.Response) -> t.Any:
-    """The decoded body, parsed once per response; validation and paging read less of it (`json_shape`,
-    paging.visit_keys). msgspec decodes a page of visits about four times faster than
-    `response.json()`; its errors are ValueErrors, as requests' are.
-    """
-    if response not in _decoded:
-        _decoded[response] = msgspec.json.decode(response.content)
-    return _decoded[response]
-
-
-#: A body's shape without building its list items: an object decoded, a list left as raw items.
-_SHAPE = msgspec.json.Decoder(list[msgspec.Raw] | dict[str, t.Any])
-
-
-def json_shape(response: requests.Response) -> list[msgspec.Raw] | dict[str, t.Any]:
-    """The body checked as JSON, an object decoded (Matomo's error envelope is one), a list's items
-    left undecoded: a fraction of a full decode for a page of visits. ValueError when not JSON."""
-    return _SHAPE.decode(response.content)
+#: Counters are incremented from the threads that send requests.
+_COUNT_LOCK = threading.Lock()
 
 
 class MatomoStream(RESTStream):
@@ -120,6 +59,8 @@ class MatomoStream(RESTStream):
     api_method: str
     #: The run's one limiter, shared by every stream (set by the tap; none means no limit).
     rate_limiter: RequestRateLimiter = RequestRateLimiter(None)
+    #: The counter of `send`'s requests while `counting_requests` is open.
+    _sent_counter: metrics.Counter | None = None
 
     @override
     def log_sync_costs(self) -> None:
@@ -161,6 +102,47 @@ class MatomoStream(RESTStream):
             method=request.method, url=request.url, params=request.encode_params(), headers=request.headers, **body
         )
 
+    @contextmanager
+    def counting_requests(self, context: Context | None) -> Iterator[None]:
+        """While open, the requests `send` makes (from any thread) are counted in the SDK's `http_request_count`
+        for `context`, as the SDK's paging loop counts its own."""
+        with self.get_http_request_counter() as counter:
+            counter.with_context(context)
+            self._sent_counter = counter
+            try:
+                yield
+            finally:
+                self._sent_counter = None
+
+    def send(
+        self,
+        context: Context | None,
+        token: t.Any,
+        *,
+        stop: threading.Event | None = None,
+        tolerate: tuple[type[Exception], ...] = (),
+    ) -> requests.Response:
+        """Send the request for `token` (a page, a period) as the SDK's paging loop sends its own, from any thread:
+        through the rate-limited session, checked, retried with backoff, timed, counted. `tolerate`: errors of the
+        check handed back as an answer (a query timeout, when the page can shrink); `stop`: once set, no further
+        attempt is made (another request of the read failed for good)."""
+
+        def attempt(prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
+            if stop is not None and stop.is_set():
+                raise ReadStoppedError(self.name)
+            response = self.requests_session.send(prepared, timeout=self.timeout, allow_redirects=self.allow_redirects)
+            self.log_request_duration(response, context)
+            with suppress(*tolerate):  # the caller reads such an answer (it asks again, differently)
+                self.validate_response(response)
+            return response
+
+        response = self.request_decorator(attempt)(self.build_page_request(context, token), context)
+        self.update_sync_costs(response.request, response, context)
+        if self._sent_counter is not None:
+            with _COUNT_LOCK:
+                self._sent_counter.increment()
+        return response
+
     @override
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         params: dict[str, t.Any] = {"module": "API", "method": self.api_method, "format": "JSON"}
@@ -198,38 +180,8 @@ class MatomoStream(RESTStream):
 
     @override
     def validate_response(self, response: requests.Response) -> None:
-        """Check status and body: Matomo's error envelope can come with any status."""
-        status = response.status_code
-        what = self._describe(response)
-        try:
-            body = json_shape(response)
-        except ValueError as exc:
-            excerpt = _excerpt(response, self.config["token_auth"]) or "empty body"
-            msg = f"{what}: HTTP {status}, body is not JSON ({excerpt})"
-            if status == HTTPStatus.OK or _is_transient(status):
-                # A truncated or garbled answer: worth another try.
-                raise RetriableAPIError(msg, response) from exc
-            raise FatalAPIError(msg) from exc
-
-        message = error_message(body)
-        if message is not None:
-            if QUERY_TIMEOUT_MESSAGE in message:
-                raise MatomoQueryTimeoutError(f"{what}: {message}", response)
-            if status == HTTPStatus.UNAUTHORIZED or any(m in message for m in _AUTH_MESSAGES):
-                msg = (
-                    f"{what}: Matomo rejected token_auth (HTTP {status}): {message} "
-                    "Check token_auth and that its user has view access to the site."
-                )
-                raise MatomoAuthError(msg)
-            if _is_transient(status):
-                raise RetriableAPIError(f"{what}: HTTP {status}: {message}", response)
-            raise FatalAPIError(f"{what}: Matomo error (HTTP {status}): {message}")
-
-        if _is_transient(status):
-            raise RetriableAPIError(f"{what}: HTTP {status} {response.reason}", response)
-        if status >= HTTPStatus.BAD_REQUEST:
-            excerpt = _excerpt(response, self.config["token_auth"])
-            raise FatalAPIError(f"{what}: HTTP {status} {response.reason}: {excerpt}")
+        """Check status and body: Matomo's error envelope can come with any status (answers.check)."""
+        check(response, self._describe(response), self.config["token_auth"])
 
     def json_list(self, response: requests.Response) -> list[t.Any]:
         """The body, which must be a JSON list (every Matomo method read here answers one)."""
@@ -276,29 +228,6 @@ class MatomoStream(RESTStream):
             details.get("wait", 0),
             details.get("tries", 0),
             self.backoff_max_tries(),
-            _safe_error(error if isinstance(error, BaseException) else None, self.config["token_auth"]),
+            safe_error(error if isinstance(error, BaseException) else None, self.config["token_auth"]),
             level=logging.WARNING,
         )
-
-
-def retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header: a number of seconds or an HTTP date (RFC 9110);
-    None when absent or unreadable (the usual backoff applies)."""
-    value = (value or "").strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # an HTTP date is GMT
-        return None
-    return max(0.0, (when - (now or clock.utc_now())).total_seconds())
-
-
-def _safe_error(exc: BaseException | None, secret: str | None) -> str:
-    """An exception as one line; requests' own messages hold URLs (the token is in the body, but a URL
-    may carry user info), redacted all the same."""
-    if exc is None:
-        return "unknown error"
-    return redact(f"{type(exc).__name__}: {exc}".replace("\n", " "), secret)[:300]

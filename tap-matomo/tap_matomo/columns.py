@@ -1,11 +1,11 @@
 """The one declaration of the `visits_actions` columns: name, scope, Matomo source and type.
 
 Everything else follows from it: the stream's JSON schema (schemas.py), the mapper's plain
-columns (records.py) and, checked by tests/test_column_registry.py, the dbt staging model's
+columns (raw/records.py) and, checked by tests/test_column_registry.py, the dbt staging model's
 casts and the marts that repeat visit columns. Order is docs/data-contract.md's.
 
 `source` names the Matomo key read and coerced by the column's type; a column without a
-source is derived by records.py (a test fails when the two disagree).
+source is derived by raw/records.py (a test fails when the two disagree).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Column:
     name: str
     scope: Scope
     sql_type: SqlType
-    source: str | None = None  # Matomo key of the visit or action; None: derived in records.py
+    source: str | None = None  # Matomo key of the visit or action; None: derived in raw/records.py
     description: str = ""
     json_schema: th.JSONTypeHelper[t.Any] | None = None  # for jsonb columns: their shape
 

@@ -83,6 +83,6 @@ REPORT_FETCHES = th.PropertiesList(
     th.Property("segment", _TEXT, required=True),
     th.Property("params", _TEXT, required=True),
     th.Property("rows", _INT, description="rows of the answer (0: empty, as for a period Matomo has not archived)"),
-    th.Property("is_final", th.BooleanType, description="the answer's rows are final (report_streams.py)"),
+    th.Property("is_final", th.BooleanType, description="the answer's rows are final (reports/report_stream.py)"),
     th.Property("fetched_at", th.DateTimeType, description="UTC, when Matomo answered (the answer's rows carry it)"),
 ).to_dict()

@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import copy
 import typing as t
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 from singer_sdk.helpers.capabilities import BATCH_CONFIG
 
 from tap_matomo import batch_files, clock
-from tap_matomo.periods import PERIODS
-from tap_matomo.report_specs import ReportSettingError, specs_from_setting
 
 #: Without start_date, a first run reads the last this many site-local days (as the Node tool did).
 DEFAULT_START_DAYS = 3
 
-SCHEMA = th.PropertiesList(
+#: The settings of the connection and the run (the raw log's: raw/settings.py; the reports': reports/settings.py).
+PROPERTIES = th.PropertiesList(
     th.Property(
         "url",
         th.StringType,  # its form is checked in `problems`, in words (a schema pattern would say its regex)
@@ -63,20 +62,6 @@ SCHEMA = th.PropertiesList(
         th.DateType,
         title="End date",
         description="Last site-local day to extract (inclusive); default today",
-    ),
-    th.Property(
-        "page_size",
-        th.IntegerType(minimum=1),
-        default=500,
-        title="Page size",
-        description="Visits per Live API request (Matomo's own default of 10 never applies)",
-    ),
-    th.Property(
-        "lookback_minutes",
-        th.IntegerType(minimum=0),
-        default=60,
-        title="Lookback minutes",
-        description="How far before the bookmark a run reads again, for visits that grew or hits that landed late",
     ),
     th.Property(
         "request_timeout",
@@ -133,160 +118,7 @@ SCHEMA = th.PropertiesList(
             "a run's log is its progress lines; the Dagster shards turn it on to count what each shard did"
         ),
     ),
-    th.Property(
-        "mode",
-        th.StringType(allowed_values=["incremental", "reconcile"]),
-        default="incremental",
-        title="Mode",
-        description=(
-            "incremental: from the bookmark (minus the lookback) to now; reconcile: every visit of whole closed "
-            "site-local days again, each finished day reported in `reconciled_days`, so that the warehouse "
-            "drops visits Matomo no longer has (GDPR erasures) and takes changed ones (anonymisation)"
-        ),
-    ),
-    th.Property(
-        "reconcile_days",
-        th.IntegerType(minimum=1),
-        default=7,
-        title="Reconcile days",
-        description=(
-            "reconcile mode: the closed site-local days to read, the last N before today; with reports, also the "
-            "closed days whose VisitsSummary.get totals are checked once a day (a changed day's reports are read again)"
-        ),
-    ),
-    th.Property(
-        "reconcile_start_date",
-        th.DateType,
-        title="Reconcile start date",
-        description="reconcile mode: first site-local day of a one-off range (instead of reconcile_days)",
-    ),
-    th.Property(
-        "reconcile_end_date",
-        th.DateType,
-        title="Reconcile end date",
-        description=(
-            "reconcile mode: last day of that range (default yesterday); up to today, whose listing is taken "
-            "at the run's start: visits whose last action is before it and that Matomo no longer lists are gone"
-        ),
-    ),
-    th.Property(
-        "include_visitor_ip",
-        th.BooleanType,
-        default=False,
-        title="Include visitor IP",
-        description="Emit visitIp (personal data) in the visitip column",
-    ),
-    th.Property(
-        "reports",
-        th.ArrayType(
-            th.ObjectType(
-                th.Property("method", th.StringType, required=True, description="e.g. Referrers.getReferrerType"),
-                th.Property("params", th.ObjectType(additional_properties=True), description="e.g. {idGoal: 1}"),
-                th.Property(
-                    "periods",
-                    th.ArrayType(th.StringType(allowed_values=list(PERIODS))),
-                    description="day, week, month, year (default: day, week, month)",
-                ),
-                th.Property("segment", th.StringType, description="a Matomo segment, e.g. deviceType==smartphone"),
-                th.Property("name", th.StringType, description="the stream's name (default: from the method)"),
-            )
-        ),
-        title="Reports",
-        description=(
-            "Matomo reports to copy, one stream each (docs/reports.md); absent: the default set "
-            "(summaries, pages, referrers, locations, devices, events, goals, ecommerce, custom dimensions, "
-            "server hours); [] for none"
-        ),
-    ),
-    th.Property(
-        "report_trailing_days",
-        th.IntegerType(minimum=0),
-        default=3,
-        title="Report trailing days",
-        description="Closed days of every report read again once a day (late hits, invalidations, erasures)",
-    ),
-    th.Property(
-        "report_trailing_weeks",
-        th.IntegerType(minimum=0),
-        default=1,
-        title="Report trailing weeks",
-        description="Closed weeks read again once a day",
-    ),
-    th.Property(
-        "report_trailing_months",
-        th.IntegerType(minimum=0),
-        default=1,
-        title="Report trailing months",
-        description="Closed months read again once a day",
-    ),
-    th.Property(
-        "report_trailing_years",
-        th.IntegerType(minimum=0),
-        default=1,
-        title="Report trailing years",
-        description="Closed years read again once a day",
-    ),
-    th.Property(
-        "report_include_current_period",
-        th.BooleanType,
-        default=False,
-        title="Report current period",
-        description="Also read the unfinished current day, week, month and year (never final; read again by every run)",
-    ),
-    th.Property(
-        "report_final_after_hours",
-        th.IntegerType(minimum=0),  # whole hours: Meltano cannot pass a `decimal` setting from the environment
-        default=3,
-        title="Report final after hours",
-        description=(
-            "Hours after a period's end in the site's timezone before it is first read (core:archive runs hourly by "
-            "default; hits can arrive late): its answer is then final (is_final) unless empty while VisitsSummary.get "
-            "has no visit for it. Final means Matomo's archive as read; a re-archive can still change it"
-        ),
-    ),
-    th.Property(
-        "report_page_size",
-        th.IntegerType(minimum=1),
-        default=10000,
-        title="Report page size",
-        description="Rows per report request (filter_limit); a longer report is read page by page",
-    ),
-    th.Property(
-        "report_bulk_size",
-        th.IntegerType(minimum=1),
-        default=1,
-        title="Report bulk size",
-        description="Periods asked for in one API.getBulkRequest (1: one request per period)",
-    ),
-).to_dict()
-
-
-# site_ids also takes one id or a comma list (MATOMO_SITE); written by hand because the SDK's
-# AnyOf helper marks it nullable with a bare "null" that JSON Schema rejects.
-SCHEMA["properties"]["site_ids"]["anyOf"] = [
-    {"type": "array", "items": {"type": "integer"}},
-    {"type": "string"},
-    {"type": "integer"},
-    {"type": "null"},
-]
-del SCHEMA["properties"]["site_ids"]["type"], SCHEMA["properties"]["site_ids"]["items"]
-
-# BATCH messages: the SDK's own batch_config, whose formats gain this tap's `jsonl-plain` (batch_files.py),
-# and with the SDK's `batch_size` (records per file) declared.
-SCHEMA["properties"]["batch_config"] = copy.deepcopy(BATCH_CONFIG["properties"]["batch_config"])
-_BATCH = SCHEMA["properties"]["batch_config"]["properties"]
-_BATCH["encoding"]["properties"]["format"]["enum"].append(batch_files.FORMAT)
-_BATCH["encoding"]["properties"]["format"]["description"] = (
-    "Format of the batch files; jsonl-plain (uncompressed JSON Lines) is this tap's, read by the project's loader"
 )
-SCHEMA["properties"]["batch_config"]["description"] = (
-    "BATCH messages: records handed to the loader as files, e.g. "
-    '{"encoding": {"format": "jsonl-plain"}, "storage": {"root": "file:///path"}}; encoding.format is one of '
-    "jsonl, parquet (the SDK's) and jsonl-plain (uncompressed JSON Lines, read by this project's loader)"
-)
-_BATCH["batch_size"] = th.Property(
-    "batch_size", th.IntegerType(minimum=1), description="Records per batch file (the SDK's default: 10,000)"
-).to_dict()["batch_size"]
 
 
 def _state_limits(schema: dict[str, t.Any]) -> None:
@@ -309,7 +141,41 @@ def _state_limits(schema: dict[str, t.Any]) -> None:
         _state_limits(prop)
 
 
-_state_limits(SCHEMA)
+def config_schema(*more: th.PropertiesList) -> dict[str, t.Any]:
+    """The tap's JSON schema: these settings, then `more` (the reports'), and the SDK's `batch_config`."""
+    schema = PROPERTIES.to_dict()
+    for properties in more:
+        extra = properties.to_dict()
+        schema["properties"].update(extra["properties"])
+        schema.setdefault("required", []).extend(extra.get("required", []))
+    # site_ids also takes one id or a comma list (MATOMO_SITE); written by hand because the SDK's
+    # AnyOf helper marks it nullable with a bare "null" that JSON Schema rejects.
+    schema["properties"]["site_ids"]["anyOf"] = [
+        {"type": "array", "items": {"type": "integer"}},
+        {"type": "string"},
+        {"type": "integer"},
+        {"type": "null"},
+    ]
+    del schema["properties"]["site_ids"]["type"], schema["properties"]["site_ids"]["items"]
+
+    # BATCH messages: the SDK's own batch_config, whose formats gain this tap's `jsonl-plain` (batch_files.py),
+    # and with the SDK's `batch_size` (records per file) declared.
+    schema["properties"]["batch_config"] = copy.deepcopy(BATCH_CONFIG["properties"]["batch_config"])
+    batch = schema["properties"]["batch_config"]["properties"]
+    batch["encoding"]["properties"]["format"]["enum"].append(batch_files.FORMAT)
+    batch["encoding"]["properties"]["format"]["description"] = (
+        "Format of the batch files; jsonl-plain (uncompressed JSON Lines) is this tap's, read by the project's loader"
+    )
+    schema["properties"]["batch_config"]["description"] = (
+        "BATCH messages: records handed to the loader as files, e.g. "
+        '{"encoding": {"format": "jsonl-plain"}, "storage": {"root": "file:///path"}}; encoding.format is one of '
+        "jsonl, parquet (the SDK's) and jsonl-plain (uncompressed JSON Lines, read by this project's loader)"
+    )
+    batch["batch_size"] = th.Property(
+        "batch_size", th.IntegerType(minimum=1), description="Records per batch file (the SDK's default: 10,000)"
+    ).to_dict()["batch_size"]
+    _state_limits(schema)
+    return schema
 
 
 def _parse_instant(value: str) -> datetime | date:
@@ -344,17 +210,6 @@ def site_ids(config: t.Mapping[str, t.Any]) -> list[int]:
         msg = f"site_ids: {value!r} is not a site id, a list of ids or a comma list such as '1,3'"
         raise ValueError(msg)
     return ids
-
-
-def reconcile_window(config: t.Mapping[str, t.Any], today: date) -> tuple[date, date]:
-    """The site-local days a reconcile run reads, given the site's today: the last `reconcile_days`
-    closed days, or a one-off range, which may end today (an erasure applied at once, docs/reconcile.md)."""
-    yesterday = today - timedelta(days=1)
-    if config.get("reconcile_start_date"):
-        first = date.fromisoformat(str(config["reconcile_start_date"])[:10])
-        last = date.fromisoformat(str(config.get("reconcile_end_date") or yesterday)[:10])
-        return first, min(last, today)
-    return today - timedelta(days=int(config["reconcile_days"])), yesterday
 
 
 def _url_problems(url: str) -> list[str]:
@@ -394,16 +249,7 @@ def problems(config: t.Mapping[str, t.Any]) -> list[str]:
             end = parsed.date() if isinstance(parsed, datetime) else parsed
     if start and end and end < start:
         found.append(f"end_date: {end} is before start_date {start}")
-    first, last = config.get("reconcile_start_date"), config.get("reconcile_end_date")
-    if last and not first:
-        found.append("reconcile_end_date: set reconcile_start_date too (the range's first day)")
-    if first and last and str(last) < str(first):
-        found.append(f"reconcile_end_date: {last} is before reconcile_start_date {first}")
     # A day's slack: "today" somewhere on Earth may be tomorrow here.
     if start and (start - clock.utc_now().date()).days > 1:
         found.append(f"start_date: {start} is in the future")
-    try:
-        specs_from_setting(config.get("reports"))
-    except ReportSettingError as exc:
-        found.append(str(exc))
     return found

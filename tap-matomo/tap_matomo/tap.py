@@ -11,14 +11,23 @@ import requests
 from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
-from tap_matomo import clock, report_specs, report_streams, settings, streams
+from tap_matomo import clock, settings, site_streams
 from tap_matomo.allocator import return_large_blocks_to_the_system
-from tap_matomo.client import MatomoStream, public_url
+from tap_matomo.answers import public_url
+from tap_matomo.client import MatomoStream
 from tap_matomo.compat import override
-from tap_matomo.day_ledger import DayLedger
 from tap_matomo.output import RunOutputWriter
 from tap_matomo.quiet import quiet
-from tap_matomo.records import InvalidVisitError
+from tap_matomo.raw import settings as raw_settings
+from tap_matomo.raw.day_ledger import DayLedger
+from tap_matomo.raw.day_streams import ReconciledDaysStream, VisitsSummaryStream
+from tap_matomo.raw.records import InvalidVisitError
+from tap_matomo.raw.visits_actions import VisitsActionsStream
+from tap_matomo.reports import settings as report_settings
+from tap_matomo.reports.ledger import ReportFetchesStream, ReportLedger
+from tap_matomo.reports.metadata_call import ReportMetadataCall
+from tap_matomo.reports.report_stream import ReportStream
+from tap_matomo.reports.specs import ReportMetadata, specs_from_setting
 from tap_matomo.throttle import RequestRateLimiter
 from tap_matomo.timezones import UnknownTimezoneError
 
@@ -32,11 +41,11 @@ class TapMatomo(Tap):
     """Singer tap for Matomo (Live API), one record per action."""
 
     name = "tap-matomo"
-    config_jsonschema = settings.SCHEMA
+    config_jsonschema = settings.config_schema(raw_settings.PROPERTIES, report_settings.PROPERTIES)
     message_writer_class = RunOutputWriter  # msgspec's, with fewer STATE messages (output.py)
     #: Whether report schemas come from the server's own metadata: only when discovering (`--discover`).
     #: A tap built for a sync, a test or a listing of sites asks Matomo nothing before it syncs; its
-    #: report records follow the catalog's schemas (see `report_specs.declared_metrics`).
+    #: report records follow the catalog's schemas (see `reports.specs.declared_metrics`).
     reads_server_metadata = False
     #: Whether `streams` has built the streams (and set their loggers) once.
     streams_built = False
@@ -47,7 +56,11 @@ class TapMatomo(Tap):
         super().__init__(*args, validate_config=validate_config, **kwargs)
         if not self.config.get("log_metrics"):  # the SDK's METRIC lines (most of a run's log) only when asked
             self.metrics_logger.setLevel(max(self.metrics_logger.getEffectiveLevel(), logging.WARNING))
-        found = settings.problems(self.config)
+        found = [
+            *settings.problems(self.config),
+            *raw_settings.problems(self.config),
+            *report_settings.problems(self.config),
+        ]
         if found and validate_config:
             raise ConfigValidationError("Config validation failed", errors=found)
         if settings.sends_token_in_clear(self.config):
@@ -71,7 +84,7 @@ class TapMatomo(Tap):
         finally:
             self.logger.setLevel(level)
         for stream in found.values():
-            if isinstance(stream, report_streams.ReportStream):
+            if isinstance(stream, ReportStream):
                 stream.logger.setLevel(logging.WARNING)
         self.streams_built = True
         return found
@@ -79,15 +92,15 @@ class TapMatomo(Tap):
     @override
     def discover_streams(self) -> list[Stream]:
         ledger = DayLedger(started_at=clock.utc_now())
-        visits = streams.VisitsActionsStream(self)
-        summary = streams.VisitsSummaryStream(self)
+        visits = VisitsActionsStream(self)
+        summary = VisitsSummaryStream(self)
         visits.ledger = summary.ledger = ledger
-        found: list[MatomoStream] = [streams.SitesStream(self), visits]
+        found: list[MatomoStream] = [site_streams.SitesStream(self), visits]
         if self.config["mode"] == "reconcile":  # incremental runs list no whole day: no empty table anywhere
-            reconciled = streams.ReconciledDaysStream(self)  # after visits_actions: children sync in this order
+            reconciled = ReconciledDaysStream(self)  # after visits_actions: children sync in this order
             reconciled.ledger = ledger
             found.append(reconciled)
-        found += [summary, streams.CustomDimensionsStream(self), streams.GoalsStream(self)]
+        found += [summary, site_streams.CustomDimensionsStream(self), site_streams.GoalsStream(self)]
         if self.config["mode"] == "incremental":  # a reconcile re-reads raw days only
             found += self._report_streams()
         limiter = RequestRateLimiter(self.config.get("max_requests_per_minute"))  # one for the whole run
@@ -108,26 +121,26 @@ class TapMatomo(Tap):
         Their schemas come, when discovering with a Matomo to ask, from its own report metadata (one
         request for a site of each kind, ecommerce or not), else from Matomo 5's (shipped with the tap).
         """
-        specs = report_specs.specs_from_setting(self.config.get("reports"))
+        specs = specs_from_setting(self.config.get("reports"))
         if not specs:
             return []
-        metadata = report_specs.ReportMetadata.built_in()
+        metadata = ReportMetadata.built_in()
         if self.reads_server_metadata and self.config.get("url") and self.config.get("token_auth"):
             try:
-                sites = streams.SitesStream(self).get_records(None)
-                metadata = streams.ReportMetadataCall(self).report_metadata(sites)
+                sites = site_streams.SitesStream(self).get_records(None)
+                metadata = ReportMetadataCall(self).report_metadata(sites)
             except (*EXPECTED_FAILURES, requests.exceptions.RequestException):
                 # Matomo cannot be asked (a wrong token, an unreachable server): the catalog follows Matomo 5's
                 # metadata, and the sync fails with its one line. Failing here, the reason would be printed
                 # twice under Meltano, which discovers first and repeats a failed discovery's output raw.
                 self.logger.info("report schemas from Matomo 5's metadata: Matomo could not be asked")
-        ledger = report_streams.ReportLedger()
+        ledger = ReportLedger()
         found: list[MatomoStream] = []
         for spec in specs:
-            stream = report_streams.ReportStream(self, spec, metadata)
+            stream = ReportStream(self, spec, metadata)
             stream.ledger = ledger
             found.append(stream)
-        fetches = report_streams.ReportFetchesStream(self)
+        fetches = ReportFetchesStream(self)
         fetches.ledger = ledger
         return [*found, fetches]
 

@@ -65,3 +65,9 @@ def local_date(instant: datetime | int, tz: tzinfo) -> date:
 def day_start(day: date, tz: tzinfo) -> datetime:
     """The instant a site-local day begins (00:00 local), as an aware UTC datetime."""
     return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+
+
+def day_archived_by(day: date, tz: tzinfo, hours: int) -> datetime:
+    """When Matomo has archived a closed site-local day, taken as `hours` (`report_final_after_hours`) after its
+    end in the site's timezone: core:archive runs hourly by default, and hits can arrive late."""
+    return day_start(day + timedelta(days=1), tz) + timedelta(hours=hours)

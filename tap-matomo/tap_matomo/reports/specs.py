@@ -17,7 +17,7 @@ from importlib import resources
 
 from singer_sdk import typing as th
 
-from tap_matomo.periods import PERIODS, Period
+from tap_matomo.reports.periods import PERIODS, Period
 
 #: The periods of the default set; a year of history costs 365 + 53 + 12 requests per report and site.
 DEFAULT_PERIODS: tuple[Period, ...] = ("day", "week", "month")
@@ -173,7 +173,7 @@ class ReportMetadata:
     def built_in(cls) -> ReportMetadata:
         """What Matomo 5.0.2 declares (a snapshot of an ecommerce site's metadata, shipped with the tap)."""
         metadata = cls()
-        text = resources.files("tap_matomo").joinpath("report_metadata_matomo5.json").read_text()
+        text = resources.files("tap_matomo.reports").joinpath("report_metadata_matomo5.json").read_text()
         metadata.add(json.loads(text))
         return metadata
 

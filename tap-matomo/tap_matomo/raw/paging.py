@@ -25,7 +25,7 @@ from datetime import date, tzinfo
 import msgspec
 from singer_sdk.pagination import BaseAPIPaginator
 
-from tap_matomo.client import is_query_timeout
+from tap_matomo.answers import is_query_timeout
 from tap_matomo.compat import override
 from tap_matomo.timezones import day_start
 

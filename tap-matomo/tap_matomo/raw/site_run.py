@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 
 from tap_matomo.coerce import integer
-from tap_matomo.day_ledger import ListedDay
-from tap_matomo.paging import VisitPage, first_page
-from tap_matomo.recent_visits import RecentVisits, visit_digest
-from tap_matomo.records import InvalidVisitError, map_visit
+from tap_matomo.raw.day_ledger import ListedDay
+from tap_matomo.raw.paging import VisitPage, first_page
+from tap_matomo.raw.recent_visits import RecentVisits, visit_digest
+from tap_matomo.raw.records import InvalidVisitError, map_visit
 from tap_matomo.timezones import day_start, local_date
 
 _HORIZON_SLACK_SECONDS = 60  # keep a little more than the next run reads, never less

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import typing as t
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
+
+from tap_matomo.timezones import day_archived_by
 
 Period = t.Literal["day", "week", "month", "year"]
 PERIODS: tuple[Period, ...] = ("day", "week", "month", "year")
@@ -43,10 +45,8 @@ def period_end(period: Period, start: date) -> date:
 
 
 def archived_by(period: Period, start: date, tz: tzinfo, hours: int) -> datetime:
-    """When Matomo has archived a closed period, taken as `hours` (`report_final_after_hours`) after its end
-    in the site's timezone: core:archive runs hourly by default, and hits can arrive late."""
-    end = datetime.combine(period_end(period, start) + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
-    return end + timedelta(hours=hours)
+    """When Matomo has archived a closed period: when it has archived the period's last day."""
+    return day_archived_by(period_end(period, start), tz, hours)
 
 
 def previous_start(period: Period, start: date) -> date:

@@ -50,6 +50,57 @@ class _Failed:
 DayFetch = t.Callable[[date, t.Callable[[_T], None], t.Callable[[], bool]], None]
 
 
+class _Days(t.Generic[_T]):
+    """The days of one `fetch_pages` call: what their workers hand over, and whether the earlier days are done."""
+
+    def __init__(self, days: t.Sequence[date], fetch_day: DayFetch[_T], in_flight: int) -> None:
+        self.days, self.fetch_day = days, fetch_day
+        self.stop = threading.Event()  # the reader has gone
+        self.earlier_done = threading.Event()  # every day but the last one is fetched
+        self.earlier_left = len(days) - 1
+        self.lock = threading.Lock()
+        if not self.earlier_left:
+            self.earlier_done.set()
+        self.arrived: queue.Queue[tuple[date, object]] = queue.Queue(maxsize=in_flight * PAGES_AHEAD)
+
+    def put(self, day: date, item: object) -> None:
+        while not self.stop.is_set():
+            try:
+                self.arrived.put((day, item), timeout=_POLL_SECONDS)
+            except queue.Full:
+                continue
+            return
+        raise _Stopped
+
+    def wait_for_earlier_days(self, overlapped: bool) -> bool:
+        if not overlapped:
+            return False
+        while not self.earlier_done.wait(_POLL_SECONDS):
+            if self.stop.is_set():
+                raise _Stopped
+        return True
+
+    def work(self, day: date) -> None:
+        """A worker thread's day: its pages, then None (or the failure)."""
+        last = self.days[-1]
+        overlapped = day == last and not self.earlier_done.is_set()  # earlier days still read as it starts
+        try:
+            self.fetch_day(day, lambda page: self.put(day, page), lambda: self.wait_for_earlier_days(overlapped))
+            if day != last:
+                with self.lock:
+                    self.earlier_left -= 1
+                    if not self.earlier_left:
+                        self.earlier_done.set()
+            self.put(day, None)
+        except _Stopped:
+            return
+        except BaseException as exc:
+            try:
+                self.put(day, _Failed(exc))
+            except _Stopped:
+                return
+
+
 def fetch_pages(days: t.Sequence[date], fetch_day: DayFetch[_T], parallel: int) -> t.Iterator[tuple[date, _T | None]]:
     """(day, page) as pages arrive, each day's in order, then (day, None) once the day is done.
 
@@ -59,63 +110,20 @@ def fetch_pages(days: t.Sequence[date], fetch_day: DayFetch[_T], parallel: int) 
     True (then the day reads again what moved into it); otherwise it is False at once. A failure in
     a worker is raised to the reader, and the other days stop.
     """
-    stop = threading.Event()
-    earlier_done = threading.Event()  # every day but the last one is fetched
-    earlier_left = len(days) - 1
-    lock = threading.Lock()
-    if not earlier_left:
-        earlier_done.set()
     in_flight = max(1, min(parallel, len(days)))  # a one-day window has one day in flight, whatever `parallel`
-    arrived: queue.Queue[tuple[date, object]] = queue.Queue(maxsize=in_flight * PAGES_AHEAD)
-
-    def put(day: date, item: object) -> None:
-        while not stop.is_set():
-            try:
-                arrived.put((day, item), timeout=_POLL_SECONDS)
-            except queue.Full:
-                continue
-            return
-        raise _Stopped
-
-    def wait_for_earlier_days(overlapped: bool) -> bool:
-        if not overlapped:
-            return False
-        while not earlier_done.wait(_POLL_SECONDS):
-            if stop.is_set():
-                raise _Stopped
-        return True
-
-    def work(day: date) -> None:
-        nonlocal earlier_left
-        overlapped = day == days[-1] and not earlier_done.is_set()  # earlier days still read as it starts
-        try:
-            fetch_day(day, lambda page: put(day, page), lambda: wait_for_earlier_days(overlapped))
-            if day != days[-1]:
-                with lock:
-                    earlier_left -= 1
-                    if not earlier_left:
-                        earlier_done.set()
-            put(day, None)
-        except _Stopped:
-            return
-        except BaseException as exc:
-            try:
-                put(day, _Failed(exc))
-            except _Stopped:
-                return
-
+    state = _Days(days, fetch_day, in_flight)
     executor = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="matomo-day")
     try:
         for day in days:  # taken in this order by at most `parallel` threads
-            executor.submit(work, day)
+            executor.submit(state.work, day)
         remaining = len(days)
         while remaining:
-            day, item = arrived.get()
+            day, item = state.arrived.get()
             if isinstance(item, _Failed):
                 raise item.error
             if item is None:
                 remaining -= 1
             yield day, t.cast("_T | None", item)
     finally:
-        stop.set()
+        state.stop.set()
         executor.shutdown(wait=True, cancel_futures=True)
