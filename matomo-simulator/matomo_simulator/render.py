@@ -1,51 +1,28 @@
 """Matomo 5.0.2's JSON for sites and visits, in the key order and with the quirks of the real samples.
 
-Quirks kept: action `timestamp` is the site-local wall clock encoded as a UTC epoch; content
-items have `"type": 13`; latitude/longitude are strings; `totalEcommerceItems` is a string
+Quirks kept (an action's own in render_actions.py): latitude/longitude are strings; `totalEcommerceItems` is a string
 unless 0; floats without a fraction are ints; with `numeric_strings` every number becomes a
 string, as older PHP/MySQL stacks answer.
 """
 
 from __future__ import annotations
 
-import calendar
 import typing as t
-import zlib
 from datetime import UTC, datetime
 
-from matomo_simulator.dataset import Action, Site, Visit, World
+from matomo_simulator.render_actions import SYMBOLS, actions_json, num, pretty_duration
 
-_ICONS = {
-    "action": ("", "plugins/Morpheus/images/action.svg"),
-    "event": ("plugins/Morpheus/images/event.png", "plugins/Morpheus/images/event.svg"),
-    "download": ("plugins/Morpheus/images/download.png", "plugins/Morpheus/images/download.svg"),
-    "outlink": ("plugins/Morpheus/images/link.png", "plugins/Morpheus/images/link.svg"),
-    "search": ("plugins/Morpheus/images/search.png", "plugins/Morpheus/images/search.svg"),
-    "goal": ("plugins/Morpheus/images/goal.png", "plugins/Morpheus/images/goal.svg"),
-    "ecommerceOrder": ("plugins/Morpheus/images/ecommerceOrder.png", "plugins/Morpheus/images/ecommerceOrder.svg"),
-    "ecommerceAbandonedCart": (
-        "plugins/Morpheus/images/ecommerceAbandonedCart.png",
-        "plugins/Morpheus/images/ecommerceAbandonedCart.svg",
-    ),
+if t.TYPE_CHECKING:
+    from matomo_simulator.dataset import World
+    from matomo_simulator.model import Site, Visit
+
+_REFERRER_NAMES = {
+    "direct": "Direct Entry",
+    "search": "Search Engines",
+    "campaign": "Campaigns",
+    "social": "Social Networks",
+    "website": "Websites",
 }
-_SYMBOLS = {"USD": "$", "EUR": "€", "INR": "‎₹", "BRL": "R$"}
-
-
-def _num(value: float | int | None) -> float | int | None:
-    """PHP's JSON: a float without a fraction is written as an int."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def _pretty_duration(seconds: int) -> str:
-    minutes, secs = divmod(seconds, 60)
-    return f"{minutes} min {secs}s" if minutes else f"{secs}s"
-
-
-def localised_epoch(at: int, site: Site) -> int:
-    """Matomo's action timestamp: the site-local wall clock read as if it were UTC."""
-    return calendar.timegm(datetime.fromtimestamp(at, site.tz).timetuple())
 
 
 def stringify_numbers(value: object) -> object:
@@ -87,212 +64,48 @@ def render_site(site: Site) -> dict:
     }
 
 
-def _action_json(action: Action, site: Site, visit: Visit, pv_position: int, time_spent: int | None) -> dict:
-    local = datetime.fromtimestamp(action.at, site.tz)
-    pretty = f"{local:%b} {local.day}, {local:%Y %H:%M:%S}"
-    icon, icon_svg = _ICONS.get(action.kind, ("", ""))
-    a = action.attrs
-    kind = action.kind
-    common_tail = {"timestamp": localised_epoch(action.at, site)}
-    if kind == "action":
-        out: dict[str, t.Any] = {
-            "type": "action",
-            "url": action.url,
-            "pageTitle": action.title,
-            "pageIdAction": 40 + zlib.crc32(action.url.encode()) % 50,
-            "idpageview": action.pageview_id,
-            "serverTimePretty": pretty,
-            "pageId": action.page_id,
-        }
-        for key in ("productViewPrice", "productViewName", "productViewSku"):
-            if key in a:
-                out[key] = _num(a[key])
-        if "customVariables" in a:
-            out["customVariables"] = a["customVariables"]
-        out |= {
-            "timeSpent": time_spent or 0,
-            "timeSpentPretty": _pretty_duration(time_spent or 0),
-            "pageviewPosition": pv_position,
-            "title": action.title,
-            "subtitle": action.url,
-            "icon": icon,
-            "iconSVG": icon_svg,
-            **common_tail,
-        }
-    elif kind == "content":
-        interaction = a.get("contentInteraction")
-        word = "interaction" if interaction else "impression"
-        out = {
-            "type": 13,
-            "url": action.url,
-            "pageTitle": None,
-            "pageIdAction": 44,
-            "idpageview": action.pageview_id,
-            "serverTimePretty": pretty,
-            "pageId": action.page_id,
-            "contentName": a["contentName"],
-            "contentPiece": a["contentPiece"],
-            "contentTarget": a["contentTarget"],
-            "contentInteraction": interaction,
-            "pageviewPosition": pv_position,
-            "icon": f"plugins/Morpheus/images/content{word}.png",
-            "iconSVG": f"plugins/Morpheus/images/content{word}.svg",
-            "title": f"Content Interaction ({interaction})" if interaction else "Content Impression",
-            "subtitle": f"{a['contentName']} - {a['contentPiece']}",
-            **common_tail,
-        }
-    elif kind == "goal":
-        out = {
-            "type": "goal",
-            "goalName": a["goalName"],
-            "goalId": a["goalId"],
-            "idpageview": action.pageview_id,
-            "revenue": _num(a["revenue"]),
-            "goalPageId": a["goalPageId"],
-            "serverTimePretty": pretty,
-            "url": action.url,
-            "referrerType": visit.attrs["referrerType"],
-            "referrerName": None,
-            "referrerKeyword": None,
-            "icon": icon,
-            "iconSVG": icon_svg,
-            "title": "Goal conversion",
-            "subtitle": f"{a['goalName']} ({_SYMBOLS.get(site.currency, '')}{_num(a['revenue'])} revenue)",
-            **common_tail,
-        }
-    elif kind in ("ecommerceOrder", "ecommerceAbandonedCart"):
-        out = {"type": kind}
-        if kind == "ecommerceOrder":
-            out |= {
-                "orderId": a["orderId"],
-                "revenue": _num(a["revenue"]),
-                "revenueSubTotal": _num(a["revenueSubTotal"]),
-                "revenueTax": _num(a["revenueTax"]),
-                "revenueShipping": _num(a["revenueShipping"]),
-                "revenueDiscount": _num(a["revenueDiscount"]),
-            }
-            title = f"Ordered ({a['orderId']})"
-        else:
-            out |= {"revenue": _num(a["revenue"])}
-            title = "Abandoned Cart"
-        details = [{**d, "price": _num(d["price"])} for d in a["itemDetails"]]
-        out |= {
-            "items": a["items"],
-            "serverTimePretty": pretty,
-            "idpageview": None,
-            "itemDetails": details,
-            "icon": icon,
-            "iconSVG": icon_svg,
-            "title": title,
-            "subtitle": f"{_SYMBOLS.get(site.currency, '')}{_num(a['revenue'])} revenue - {a['items']} items",
-            **common_tail,
-        }
-    elif kind == "event":
-        out = {
-            "type": "event",
-            "url": action.url,
-            "pageIdAction": 13,
-            "idpageview": action.pageview_id,
-            "serverTimePretty": pretty,
-            "pageId": action.page_id,
-            "eventCategory": a["eventCategory"],
-            "eventAction": a["eventAction"],
-            "pageviewPosition": pv_position,
-            **common_tail,
-            "icon": icon,
-            "iconSVG": icon_svg,
-            "title": "Event",
-            "subtitle": f'Category: "{a["eventCategory"]}\', Action: "{a["eventAction"]}"',
-        }
-        if "eventName" in a:
-            out["eventName"] = a["eventName"]
-        if "eventValue" in a:
-            out["eventValue"] = _num(a["eventValue"])
-    elif kind == "search":
-        out = {
-            "type": "search",
-            "url": None,
-            "pageIdAction": None,
-            "idpageview": action.pageview_id,
-            "serverTimePretty": pretty,
-            "pageId": action.page_id,
-            "siteSearchKeyword": a["siteSearchKeyword"],
-            "siteSearchCategory": a["siteSearchCategory"],
-            "siteSearchCount": a["siteSearchCount"],
-            "pageviewPosition": pv_position,
-            "icon": icon,
-            "iconSVG": icon_svg,
-            "title": "Site Search",
-            "subtitle": f"{a['siteSearchKeyword']} - Search Category: {a['siteSearchCategory']}",
-            **common_tail,
-        }
-    else:  # download, outlink, and any other kind as Matomo would list it
-        out = {
-            "type": kind,
-            "url": action.url,
-            "pageTitle": None,
-            "pageIdAction": 10,
-            "idpageview": action.pageview_id,
-            "serverTimePretty": pretty,
-            "pageId": action.page_id,
-            "pageviewPosition": pv_position,
-            "icon": icon,
-            "iconSVG": icon_svg,
-            "title": kind.title(),
-            "subtitle": action.url,
-            **common_tail,
-        }
-    for iddim, (_name, scope) in site.dimensions.items():
-        if scope == "action":
-            out[f"dimension{iddim}"] = action.dimensions.get(iddim)
-    return out
-
-
-def _actions_json(world: World, site: Site, visit: Visit) -> list[dict]:
-    actions = world.returned_actions(visit)
-    out, pv_position = [], 0
-    pageview_times = [a.at for a in actions if a.kind == "action"]
-    for action in actions:
-        time_spent = None
-        if action.kind == "action":
-            pv_position += 1
-            later = [at for at in pageview_times if at > action.at]
-            time_spent = later[0] - action.at if later else 0
-        out.append(_action_json(action, site, visit, max(pv_position, 1), time_spent))
-    return out
-
-
 def render_visit(world: World, visit: Visit, *, numeric_strings: bool = False) -> dict:
     """One item of Live.getLastVisitsDetails, as Matomo 5.0.2 writes it."""
     site = world.sites[visit.idsite]
     a = visit.attrs
+    out: dict[str, t.Any] = {
+        **_visit_head(world, site, visit),
+        **_visit_referrer_and_device(visit),
+        **(_ecommerce_totals(visit) if site.ecommerce else {}),
+        **_visit_location(visit),
+    }
+    if "customVariables" in a:
+        out["customVariables"] = a["customVariables"]
+    for iddim, (_name, scope) in site.dimensions.items():
+        if scope == "visit":
+            out[f"dimension{iddim}"] = visit.dimensions.get(iddim)
+    hidden = len(visit.actions) - len(out["actionDetails"])
+    if hidden > 0:
+        out["truncatedActionsCount"] = hidden
+    return t.cast(dict[str, t.Any], stringify_numbers(out)) if numeric_strings else out
+
+
+def _visit_head(world: World, site: Site, visit: Visit) -> dict[str, t.Any]:
+    """From `idSite` to `visitDurationPretty`: the visit, its actions, its times and its conversions."""
+    a = visit.attrs
     first, last = visit.first_action, visit.last_action
-    tz = site.tz
-    first_local, last_local = datetime.fromtimestamp(first, tz), datetime.fromtimestamp(last, tz)
+    first_local, last_local = datetime.fromtimestamp(first, site.tz), datetime.fromtimestamp(last, site.tz)
     first_utc, last_utc = datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(last, UTC)
-    kinds = [act.kind for act in visit.actions]
-    goals = kinds.count("goal")
-    orders = [act for act in visit.actions if act.kind == "ecommerceOrder"]
-    carts = [act for act in visit.actions if act.kind == "ecommerceAbandonedCart"]
+    goals = [act.kind for act in visit.actions].count("goal")
+    orders = any(act.kind == "ecommerceOrder" for act in visit.actions)
+    carts = any(act.kind == "ecommerceAbandonedCart" for act in visit.actions)
     status = "ordered" if orders else ("abandonedCart" if carts else "none")
     duration = last - first + (0 if len(visit.actions) == 1 else 3) + visit.ping_seconds
-    referrer_names = {
-        "direct": "Direct Entry",
-        "search": "Search Engines",
-        "campaign": "Campaigns",
-        "social": "Social Networks",
-        "website": "Websites",
-    }
-    out: dict = {
+    return {
         "idSite": site.idsite,
         "idVisit": visit.idvisit,
         "visitIp": a["visitIp"],
         "visitorId": visit.visitor_id,
         "fingerprint": a["fingerprint"],
-        "actionDetails": _actions_json(world, site, visit),
+        "actionDetails": actions_json(world, site, visit),
         "goalConversions": goals,
         "siteCurrency": site.currency,
-        "siteCurrencySymbol": _SYMBOLS.get(site.currency, ""),
+        "siteCurrencySymbol": SYMBOLS.get(site.currency, ""),
         "serverDate": f"{last_utc:%Y-%m-%d}",
         "visitServerHour": f"{first_utc.hour}",
         "lastActionTimestamp": last,
@@ -317,12 +130,19 @@ def render_visit(world: World, visit: Visit, *, numeric_strings: bool = False) -
         "daysSinceLastEcommerceOrder": 0,
         "secondsSinceLastEcommerceOrder": 0 if orders else None,
         "visitDuration": duration,
-        "visitDurationPretty": _pretty_duration(duration),
+        "visitDurationPretty": pretty_duration(duration),
+    }
+
+
+def _visit_referrer_and_device(visit: Visit) -> dict[str, t.Any]:
+    """From `searches` to `browserVersion`: what the visit did, where it came from, its device and browser."""
+    a, kinds = visit.attrs, [act.kind for act in visit.actions]
+    return {
         "searches": kinds.count("search"),
         "actions": sum(kinds.count(k) for k in ("action", "event", "download", "outlink", "search")),
         "interactions": kinds.count("action") + kinds.count("search"),
         "referrerType": a["referrerType"],
-        "referrerTypeName": referrer_names[a["referrerType"]],
+        "referrerTypeName": _REFERRER_NAMES[a["referrerType"]],
         "referrerName": a["referrerName"],
         "referrerKeyword": a["referrerKeyword"],
         "referrerKeywordPosition": None,
@@ -350,19 +170,30 @@ def render_visit(world: World, visit: Visit, *, numeric_strings: bool = False) -
         "browserCode": a["browserCode"],
         "browserVersion": a["browserVersion"],
     }
-    if site.ecommerce:
-        items = sum(o.attrs["items"] for o in orders)
-        cart_items = sum(c.attrs["items"] for c in carts)
-        out |= {
-            "totalEcommerceRevenue": _num(round(sum(o.attrs["revenue"] for o in orders), 2)),
-            "totalEcommerceConversions": len(orders),
-            "totalEcommerceItems": str(items) if items else 0,
-            "totalAbandonedCartsRevenue": _num(round(sum(c.attrs["revenue"] for c in carts), 2)),
-            "totalAbandonedCarts": len(carts),
-            "totalAbandonedCartsItems": str(cart_items) if cart_items else 0,
-        }
-    out |= {
-        "events": kinds.count("event"),
+
+
+def _ecommerce_totals(visit: Visit) -> dict[str, t.Any]:
+    """An ecommerce site's visit: its orders' and abandoned carts' totals."""
+    orders = [act for act in visit.actions if act.kind == "ecommerceOrder"]
+    carts = [act for act in visit.actions if act.kind == "ecommerceAbandonedCart"]
+    items = sum(o.attrs["items"] for o in orders)
+    cart_items = sum(c.attrs["items"] for c in carts)
+    return {
+        "totalEcommerceRevenue": num(round(sum(o.attrs["revenue"] for o in orders), 2)),
+        "totalEcommerceConversions": len(orders),
+        "totalEcommerceItems": str(items) if items else 0,
+        "totalAbandonedCartsRevenue": num(round(sum(c.attrs["revenue"] for c in carts), 2)),
+        "totalAbandonedCarts": len(carts),
+        "totalAbandonedCartsItems": str(cart_items) if cart_items else 0,
+    }
+
+
+def _visit_location(visit: Visit) -> dict[str, t.Any]:
+    """From `events` to `pluginsIcons`: where the visitor was, their local time, their screen."""
+    a = visit.attrs
+    first_utc = datetime.fromtimestamp(visit.first_action, UTC)
+    return {
+        "events": [act.kind for act in visit.actions].count("event"),
         "continent": a["continent"],
         "continentCode": a["continentCode"],
         "country": a["country"],
@@ -382,15 +213,6 @@ def render_visit(world: World, visit: Visit, *, numeric_strings: bool = False) -
         "plugins": "",
         "pluginsIcons": None,
     }
-    if "customVariables" in a:
-        out["customVariables"] = a["customVariables"]
-    for iddim, (_name, scope) in site.dimensions.items():
-        if scope == "visit":
-            out[f"dimension{iddim}"] = visit.dimensions.get(iddim)
-    hidden = len(visit.actions) - len(out["actionDetails"])
-    if hidden > 0:
-        out["truncatedActionsCount"] = hidden
-    return t.cast(dict[str, t.Any], stringify_numbers(out)) if numeric_strings else out
 
 
 def render_custom_dimensions(site: Site) -> list[dict]:
@@ -421,7 +243,7 @@ def render_goals(site: Site) -> list[dict]:
             "pattern_type": "contains",
             "case_sensitive": 0,
             "allow_multiple": 1,
-            "revenue": _num(revenue),
+            "revenue": num(revenue),
             "deleted": 0,
             "event_value_as_revenue": 0,
         }
