@@ -31,7 +31,7 @@ from matomo_simulator import reports
 from matomo_simulator.dataset import World
 from matomo_simulator.server import MatomoSimulator, RecordedRequest
 
-from benchmarks.run import ROOT, TAP_BIN, TOKEN, machine, write_results
+from benchmarks.common import ROOT, TAP_BIN, TOKEN, machine, write_results
 
 SITES = 100
 VISITS_PER_DAY = 12
@@ -106,30 +106,37 @@ def main() -> int:
             state = None
             for hour in range(HOURS + 1):
                 now = clock["now"] = first_run + timedelta(hours=hour)
-                before, waits, started = len(sim.requests), len(sim.archive_lock_waits), time.monotonic()
-                state, states, state_bytes = run_tap(config, state, now, tmp)
-                seconds = time.monotonic() - started
-                sent = sim.requests[before:]
-                per_site = Counter(int(r.params["idSite"]) for r in sent if "idSite" in r.params)
-                methods = Counter(r.params.get("method", "") for r in sent)
-                today = sum(asks_for_today(world, r, now) for r in sent)
-                rows.append(
-                    (
-                        now,
-                        len(sent),
-                        max(per_site.values(), default=0),
-                        per_site.total() / sites,
-                        today,
-                        len(sim.archive_lock_waits) - waits,
-                        methods,
-                        (states, state_bytes, seconds),
-                    )
-                )
-                print(
-                    rows[-1][:6], methods.most_common(6), f"{states} STATE messages, {state_bytes:,} bytes", flush=True
-                )
+                row, state = _hour(sim, world, config, state, now, sites)
+                rows.append(row)
+                print(row[:6], row[6].most_common(6), f"{row[7][0]} STATE messages, {row[7][1]:,} bytes", flush=True)
     finally:
         sim.stop()
+    write_report(rows, real_now, sites)
+    return 0
+
+
+#: One run: its time, requests (all, a site's most, per site), report requests for today, archive lock waits,
+#: requests per method, and (STATE messages, their bytes, seconds).
+Row = tuple[datetime, int, int, float, int, int, Counter[str], tuple[int, int, float]]
+
+
+def _hour(
+    sim: MatomoSimulator, world: World, config: Path, state: dict | None, now: datetime, sites: int
+) -> tuple[Row, dict]:
+    """One hourly run of the tap at `now`, and what it asked Matomo for."""
+    before, waits, started = len(sim.requests), len(sim.archive_lock_waits), time.monotonic()
+    state, states, state_bytes = run_tap(config, state, now, config.parent)
+    seconds = time.monotonic() - started
+    sent = sim.requests[before:]
+    per_site = Counter(int(r.params["idSite"]) for r in sent if "idSite" in r.params)
+    methods = Counter(r.params.get("method", "") for r in sent)
+    today = sum(asks_for_today(world, r, now) for r in sent)
+    most = max(per_site.values(), default=0)
+    row = (now, len(sent), most, per_site.total() / sites, today, len(sim.archive_lock_waits) - waits, methods)
+    return (*row, (states, state_bytes, seconds)), state
+
+
+def write_report(rows: list[Row], real_now: datetime, sites: int) -> None:
     table = [
         "| run (UTC) | requests | per site, most | per site, mean | report requests for today | archive lock"
         " waits | STATE messages (MB) | seconds | top methods |",
@@ -152,7 +159,6 @@ def main() -> int:
         f"{sum(r[4] for r in hourly)} report requests for today in {len(hourly)} runs.\n"
     )
     write_results(ROOT / "docs" / "benchmarks-requests.md", body, "Benchmark: what the hourly job asks Matomo for")
-    return 0
 
 
 if __name__ == "__main__":

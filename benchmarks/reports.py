@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from benchmarks.run import ROOT, TAP_BIN, TOKEN, Simulator, machine, write_results
+from benchmarks.common import ROOT, TAP_BIN, TOKEN, Simulator, machine, write_results
 
 METRIC = re.compile(r'METRIC: (\{.*"metric":\s*"http_request_count".*\})')
 LATENCY_MS = 300

@@ -24,7 +24,7 @@ from pathlib import Path
 import dagster as dg
 from matomo_orchestrate.shards import ShardPlan
 
-from benchmarks.run import (
+from benchmarks.common import (
     BIN,
     ROOT,
     Databases,
