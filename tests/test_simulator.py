@@ -144,6 +144,23 @@ def test_token_in_the_url_is_refused_and_remembered(simulator: MatomoSimulator) 
     assert simulator.token_in_url
 
 
+def test_a_form_sent_in_chunks_is_read_as_matomo_reads_it(simulator: MatomoSimulator) -> None:
+    """An HTTP/1.1 client may send its form without a length, in chunks (Node's http.request does, as the seed
+    tool sends its token): Apache in front of Matomo reads it, so does the simulator."""
+    form = f"token_auth={TOKEN}".encode()
+    chunks = iter([form[:5], form[5:]])  # a generator body: requests sends it chunked
+    response = requests.post(
+        f"{simulator.url}/index.php",
+        params={"module": "API", "method": "API.getMatomoVersion", "format": "JSON"},
+        data=chunks,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
+    assert response.request.headers.get("Transfer-Encoding") == "chunked"
+    assert response.json() == {"value": "5.0.2"}
+    assert simulator.requests[-1].token_in_body
+
+
 def test_binds_to_loopback_only(simulator: MatomoSimulator) -> None:
     assert simulator.url.startswith("http://127.0.0.1:")
 

@@ -36,9 +36,22 @@ class MatomoRequestHandler(BaseHTTPRequestHandler):
         self._serve(form={})
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length).decode() if length else ""
+        raw = self._body().decode()
         self._serve(form={k: v[-1] for k, v in parse_qs(raw, keep_blank_values=True).items()})
+
+    def _body(self) -> bytes:
+        """The request's body: `Content-Length` bytes, or chunks (HTTP/1.1 clients such as Node's send a form
+        so when they do not say its length, and Apache in front of Matomo reads them)."""
+        if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+        body = b""
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            body += self.rfile.read(size)
+            self.rfile.readline()  # the CRLF after the chunk
+        while self.rfile.readline().strip():  # trailer fields, up to the empty line
+            pass
+        return body
 
     def _serve(self, form: dict[str, str]) -> None:
         sim = self.sim
