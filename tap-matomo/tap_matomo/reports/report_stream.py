@@ -21,7 +21,6 @@ import threading
 import typing as t
 from dataclasses import replace
 from datetime import date, datetime
-from functools import partial
 
 from singer_sdk.exceptions import FatalAPIError
 
@@ -225,7 +224,9 @@ class ReportStream(PluginStream):
         bulk = max(1, int(self.config["report_bulk_size"]))
         batches = (plan[i : i + bulk] for i in range(0, len(plan), bulk))
         parallel = at_once(plan, archive_of, int(self.config["max_parallel_requests"]), bulk)
-        for batch, (answers, fetched_at) in in_order(batches, partial(self._fetch, context), parallel, self._stopping):
+        for batch, (answers, fetched_at) in in_order(
+            batches, functools.partial(self._fetch, context), parallel, self._stopping
+        ):
             for request, rows in zip(batch, answers, strict=True):
                 if rows is None:  # the report's plugin is not available: said once, nothing more asked
                     return
