@@ -34,13 +34,15 @@ from matomo_simulator import MatomoSimulator, World
 from tap_matomo.raw.recent_visits import CAP, RecentVisits, visit_digest
 
 from benchmarks.common import ROOT, TOKEN, Load, server_settings
-from benchmarks.incremental_report import NEW_VISITS, REEXTRACTED_VISITS, write_report
+from benchmarks.incremental_report import write_report
 from devenv.net import free_port
 from devenv.postgres import LocalPostgres
 
 MELTANO = str(Path(sys.executable).parent / "meltano")
 SEED_DAYS = 3
 SEED_VISITS_PER_DAY = 1500  # per site, 4 sites: about 100k actions in the seed load
+NEW_VISITS = 950  # about 5,000 new actions per increment
+REEXTRACTED_VISITS = 300
 COPY_OFFSET = 1_000_000_000  # visit ids of the synthetic copies start here
 
 
@@ -213,7 +215,7 @@ def main() -> int:
                 steps, plan = _steps(url, env, world, sizes, load)
         finally:
             server.stop()
-    write_report(steps, plan, state_sizes(), f"{settings}; {load}")
+    write_report(steps, plan, state_sizes(), f"{settings}; {load}", (NEW_VISITS, REEXTRACTED_VISITS))
     return 0
 
 

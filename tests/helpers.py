@@ -32,6 +32,14 @@ class TapRun:
         partitions = self.state.get("bookmarks", {}).get("visits_actions", {}).get("partitions", [])
         return {p["context"]["idsite"]: p.get("replication_key_value") for p in partitions}
 
+    def metrics(self, metric: str) -> list[dict]:
+        """The points of one of the SDK's metrics in the run's log (with `log_metrics`), e.g. http_request_count."""
+        return [
+            point
+            for line in self.stderr.splitlines()
+            if "METRIC: " in line and (point := json.loads(line.split("METRIC: ", 1)[1]))["metric"] == metric
+        ]
+
     def error_lines(self) -> list[str]:
         return [line for line in self.stderr.splitlines() if "| ERROR" in line or "CRITICAL" in line]
 

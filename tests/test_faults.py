@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -188,11 +187,7 @@ def test_a_live_page_and_a_report_request_are_retried_limited_and_measured_alike
     arrivals = sorted(r.at for r in simulator.requests)
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     assert min(gaps) >= 60 / per_minute - 0.02, sorted(gaps)[:5]
-    timers = [
-        json.loads(line.partition("METRIC: ")[2])
-        for line in run.stderr.splitlines()
-        if "METRIC: " in line and '"http_request_duration"' in line
-    ]
+    timers = run.metrics("http_request_duration")
     failed = [p["tags"]["http_status_code"] for p in timers if p["tags"]["status"] == "failed"]
     assert sorted(failed) == [429, 503, 503], failed
     assert {r["action_id"] for r in run.records() if "action_id" in r} == set(simulator.world.truth(3))

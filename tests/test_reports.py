@@ -120,9 +120,7 @@ def test_reports_equal_what_the_raw_visits_give(
     assert "WARNING" not in run.stderr
     # The SDK's request metrics, as for its own paging: one count per request, per site.
     counted_requests = sum(
-        json.loads(line.split("METRIC: ", 1)[1])["value"]
-        for line in run.stderr.splitlines()
-        if '"http_request_count"' in line and '"stream":"report_' in line
+        point["value"] for point in run.metrics("http_request_count") if point["tags"]["stream"].startswith("report_")
     )
     flat = [r for r in report_requests(simulator) if r.get("flat") == "1"]
     assert counted_requests == len(flat) + 2 * 2  # and each site's goals and dimensions, read per goal/dimension

@@ -299,11 +299,7 @@ def test_every_live_request_has_the_sdks_duration_metric(
     """Meltano users read request timings from the SDK's metric lines: the tap's own page sender writes them too."""
     run = run_tap(tmp_path, {**tap_config, "site_ids": [1], "log_metrics": True})
     assert run.returncode == 0, run.stderr[-2000:]
-    points = [
-        json.loads(line.split("METRIC: ", 1)[1])
-        for line in run.stderr.splitlines()
-        if "METRIC: " in line and '"http_request_duration"' in line
-    ]
+    points = run.metrics("http_request_duration")
     live = [p for p in points if p["tags"]["stream"] == "visits_actions"]
     assert len(live) == len(simulator.live_requests()) > 0
     assert all(p["type"] == "timer" and p["value"] > 0 for p in live)

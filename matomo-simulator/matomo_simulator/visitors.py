@@ -44,19 +44,7 @@ PROFILES = [
         "languageCode": "en-in",
         "language": "English",
     },
-    {
-        "country": "Unknown",
-        "countryCode": "xx",
-        "continent": "Unknown",
-        "continentCode": "unk",
-        "region": None,
-        "regionCode": None,
-        "city": None,
-        "latitude": None,
-        "longitude": None,
-        "languageCode": "",
-        "language": "Unknown",
-    },
+    {**ANONYMOUS_LOCATION, "languageCode": "", "language": "Unknown"},  # no location, as an anonymised visit
 ]
 DEVICES = [
     {

@@ -112,8 +112,7 @@ class ReportStream(PluginStream):
                 final = self._is_final(context, request, rows, fetched_at, windows[request.period], schedule)
                 self._note_fetched(context, request, len(rows), final, fetched_at)
                 fetched_now[request.period].append(request.start)
-                for index, row in enumerate(rows, 1):
-                    yield self._record(context, request, index, row, final, fetched_at)
+                yield from self._records(context, request, rows, final, fetched_at)
         if not self.plugin_missing:  # else nothing was read: the bookmarks stay
             self._save_bookmarks(bookmarks, windows, fetched_now, refreshed, totals)
 
@@ -276,25 +275,19 @@ class ReportStream(PluginStream):
             raise RuntimeError(msg)
         return request_params(self.spec, self.config, context, next_page_token)
 
-    def _record(
-        self,
-        context: Context,
-        request: ReportRequest,
-        index: int,
-        row: dict[str, t.Any],
-        final: bool,
-        fetched_at: datetime,
-    ) -> dict[str, t.Any]:
-        """A row's record: the keys (its position in the answer, from 1, as `row_index`), its fields, when read."""
-        return {
+    def _records(
+        self, context: Context, request: ReportRequest, rows: list[dict[str, t.Any]], final: bool, fetched_at: datetime
+    ) -> t.Iterator[dict[str, t.Any]]:
+        """An answer's records: the request's keys (made once per answer), each row's position in it (from 1, as
+        `row_index`) and fields, whether final and when read."""
+        keys = {
             "idsite": context["idsite"],
             "period": request.period,
             "period_start": request.start.isoformat(),
             "period_end": period_end(request.period, request.start).isoformat(),
             "segment": self.spec.segment,
             "params": request.params_text,
-            "row_index": index,
-            **map_row(row, self.declared),
-            "is_final": final,
-            "fetched_at": fetched_at.isoformat(),
         }
+        read = {"is_final": final, "fetched_at": fetched_at.isoformat()}
+        for index, row in enumerate(rows, 1):
+            yield {**keys, "row_index": index, **map_row(row, self.declared), **read}
