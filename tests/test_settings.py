@@ -39,6 +39,7 @@ BAD = [
         "reconcile_end_date: 2026-11-10 is before reconcile_start_date 2026-11-20",
     ),
     ({"batch_config": {"encoding": {"format": "csv"}}}, "'csv' is not one of ['jsonl', 'parquet', 'jsonl-plain']"),
+    ({"reports": [{"method": "Nope"}]}, "reports[0]: method 'Nope' is not a Reporting API method"),
 ]
 
 
@@ -50,8 +51,21 @@ def test_bad_setting_fails_before_any_request(
     run = run_tap(tmp_path, config)
     assert run.returncode != 0
     assert any(message in line for line in run.error_lines()), run.stderr[-2000:]
+    assert "Traceback" not in run.stderr, run.stderr[-2000:]  # one line per problem, as the SDK's own checks
     assert simulator.requests == []
     assert TOKEN not in run.stderr
+
+
+def test_discovery_with_a_bad_reports_entry_lists_no_report_and_leaves_the_error_to_the_sync(
+    tap_config: dict, tmp_path: Path
+) -> None:
+    """Meltano discovers before it syncs and prints a failed discovery's output a second time, raw: discovery
+    (which validates nothing) lists the streams without reports, and the sync fails with the one line above."""
+    run = run_tap(tmp_path, {**tap_config, "reports": [{"method": "Nope"}]}, None, "--discover")
+    assert run.returncode == 0, run.stderr[-2000:]
+    streams = {entry["tap_stream_id"] for entry in json.loads(run.stdout)["streams"]}
+    assert "visits_actions" in streams
+    assert not [name for name in streams if name.startswith("report_")]
 
 
 def test_about_lists_every_setting_and_hides_nothing_secret() -> None:

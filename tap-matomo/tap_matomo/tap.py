@@ -27,7 +27,7 @@ from tap_matomo.reports import settings as report_settings
 from tap_matomo.reports.ledger import ReportFetchesStream, ReportLedger
 from tap_matomo.reports.metadata_call import ReportMetadataCall
 from tap_matomo.reports.report_stream import ReportStream
-from tap_matomo.reports.specs import ReportMetadata, specs_from_setting
+from tap_matomo.reports.specs import ReportMetadata, ReportSettingError, specs_from_setting
 from tap_matomo.throttle import RequestRateLimiter
 from tap_matomo.timezones import UnknownTimezoneError
 
@@ -52,22 +52,30 @@ class TapMatomo(Tap):
 
     @override
     def __init__(self, *args: t.Any, validate_config: bool = True, **kwargs: t.Any) -> None:
-        # The SDK checks the config against the JSON schema; the cross-field checks follow here.
+        # The SDK checks the config against the JSON schema, then builds the streams (`setup_mapper`), where the
+        # cross-field checks come first.
+        self.validates_config = validate_config
         super().__init__(*args, validate_config=validate_config, **kwargs)
         if not self.config.get("log_metrics"):  # the SDK's METRIC lines (most of a run's log) only when asked
             self.metrics_logger.setLevel(max(self.metrics_logger.getEffectiveLevel(), logging.WARNING))
-        found = [
-            *settings.problems(self.config),
-            *raw_settings.problems(self.config),
-            *report_settings.problems(self.config),
-        ]
-        if found and validate_config:
-            raise ConfigValidationError("Config validation failed", errors=found)
         if settings.sends_token_in_clear(self.config):
             self.logger.warning(
                 "url: %s is plain http://: token_auth crosses the network unencrypted; use https://",
                 public_url(self.config["url"]),
             )
+
+    @override
+    def setup_mapper(self) -> None:
+        """The cross-field checks JSON Schema cannot make, before any stream is built: a bad `reports` entry
+        fails as the SDK's own validation does (one line per problem), not while its stream is made."""
+        found = [
+            *settings.problems(self.config),
+            *raw_settings.problems(self.config),
+            *report_settings.problems(self.config),
+        ]
+        if found and self.validates_config:
+            raise ConfigValidationError("Config validation failed", errors=found)
+        super().setup_mapper()
 
     @property
     @override
@@ -121,7 +129,14 @@ class TapMatomo(Tap):
         Their schemas come, when discovering with a Matomo to ask, from its own report metadata (one
         request for a site of each kind, ecommerce or not), else from Matomo 5's (shipped with the tap).
         """
-        specs = specs_from_setting(self.config.get("reports"))
+        try:
+            specs = specs_from_setting(self.config.get("reports"))
+        except ReportSettingError:
+            if self.validates_config:
+                raise
+            # Discovery (no validation): no report stream, and the sync fails with the problem in one line
+            # (setup_mapper). Failing here, Meltano, which discovers first, would print it again raw.
+            return []
         if not specs:
             return []
         metadata = ReportMetadata.built_in()
