@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PLUGINS_STAMP := .meltano/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo psql dagster test test-clock test-fast lint install clean
+.PHONY: demo psql dashboards dagster test test-clock test-fast lint install clean
 
 # uv installs the dev venv (Meltano installs the plugins' venvs with uv too): several times faster than pip.
 UV_VERSION := 0.13.9
@@ -27,7 +27,7 @@ $(BIN)/python:
 
 # The project's packages in the dev venv; the loader (target-postgres-matomo/) lives only in its plugin
 # venv (meltano.yml), whose pins (target-postgres' psycopg) differ from the dev tools'.
-PACKAGES := tap-matomo matomo-simulator pg-url orchestrate
+PACKAGES := tap-matomo matomo-simulator pg-url orchestrate dashboards
 PLUGIN_PACKAGES := $(PACKAGES) target-postgres-matomo
 
 $(STAMP): $(BIN)/python requirements-dev.txt $(PACKAGES:%=%/pyproject.toml)
@@ -35,7 +35,7 @@ $(STAMP): $(BIN)/python requirements-dev.txt $(PACKAGES:%=%/pyproject.toml)
 	$(UV) pip install --quiet --python $(BIN)/python -r requirements-dev.txt $(PACKAGES:%=-e ./%)
 	touch $(STAMP)
 
-$(PLUGINS_STAMP): $(STAMP) meltano.yml $(wildcard plugins/*/*.lock) $(PLUGIN_PACKAGES:%=%/pyproject.toml)
+$(PLUGINS_STAMP): $(STAMP) meltano.yml $(wildcard plugins/*/*.lock) $(PLUGIN_PACKAGES:%=%/pyproject.toml) dashboards/superset-constraints.txt
 	@echo "tap-matomo: installing the Meltano plugins: the tap, the loader, dbt (step 3 of 3)"
 	$(BIN)/meltano --log-level=warning install
 	touch $(PLUGINS_STAMP)
@@ -48,6 +48,11 @@ demo: install
 # psql on the demo's database (its PostgreSQL in .local/ started again if stopped).
 psql: install
 	$(BIN)/python -m devenv.demo psql
+
+# Matomo's dashboards in a local Superset on the demo's database (after `make demo`) or PGDATABASE's
+# (docs/dashboards.md).
+dashboards: install
+	$(BIN)/python -m devenv.dashboards
 
 # Dagster's UI on the demo setup: the shard jobs and schedules of orchestrate/ (docs/scale-out.md).
 dagster: install

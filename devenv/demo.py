@@ -120,6 +120,7 @@ def report(env: dict[str, str], seconds: float, started_server: bool) -> None:
     if started_server:
         print("\nLook at the data: `make psql` (starts the demo's PostgreSQL again and opens psql on it), e.g.")
         print("  SELECT site_day, nb_visits, nb_actions, revenue FROM matomo_daily ORDER BY 1;")
+        print("or Matomo's dashboards on it in a local Superset: `make dashboards` (docs/dashboards.md).")
 
 
 def psql() -> int:

@@ -1,7 +1,7 @@
 """Who may import what, and how long a module may grow: the orchestration uses the tap through its entry point
 only, the tap's two halves (raw log, reports) do not import each other, nothing uses Dagster's private modules,
-the code location does no work when it is imported, and the modules and functions of the tap, the simulator
-and the benchmarks stay short (a test per rule, failing on a violation)."""
+the code location does no work when it is imported, and the modules and functions of the tap, the simulator,
+the benchmarks and the dashboards stay short (a test per rule, failing on a violation)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,15 @@ from tests.pipeline import ROOT
 
 #: What orchestrate/ may import of the tap: the Tap class (its CLI's entry point, what Meltano runs).
 TAP_ENTRY_POINTS = {"tap_matomo.tap"}
-PYTHON_FOLDERS = ["orchestrate", "tap-matomo", "target-postgres-matomo", "pg-url", "matomo-simulator", "devenv"]
+PYTHON_FOLDERS = [
+    "orchestrate",
+    "tap-matomo",
+    "target-postgres-matomo",
+    "pg-url",
+    "matomo-simulator",
+    "devenv",
+    "dashboards",
+]
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -84,7 +92,12 @@ def test_the_tap_halves_do_not_import_each_other(half: str, other: str) -> None:
 
 
 #: Folders whose modules stay short enough to read whole: at most MODULE_LINES lines, functions FUNCTION_LINES.
-SHORT_MODULE_FOLDERS = ["tap-matomo/tap_matomo", "matomo-simulator/matomo_simulator", "benchmarks"]
+SHORT_MODULE_FOLDERS = [
+    "tap-matomo/tap_matomo",
+    "matomo-simulator/matomo_simulator",
+    "benchmarks",
+    "dashboards/matomo_dashboards",
+]
 MODULE_LINES, FUNCTION_LINES = 300, 50
 
 

@@ -9,13 +9,13 @@
 {%- set families = {
     'visits': {'visits': 'nb_visits', 'uniq_visitors': 'nb_uniq_visitors', 'actions': 'nb_actions', 'conversions': 'nb_visits_converted'},
     'actions': {'hits': 'nb_pageviews', 'unique_hits': 'nb_uniq_pageviews'},
-    'pages': {'visits': 'nb_visits', 'uniq_visitors': 'nb_uniq_visitors', 'hits': 'nb_hits'},
+    'pages': {'visits': 'nb_visits', 'uniq_visitors': 'nb_uniq_visitors', 'hits': 'nb_hits', 'entries': 'entry_nb_visits'},
     'visitors': {'visits': 'nb_visits', 'uniq_visitors': 'nb_uniq_visitors', 'actions': 'nb_actions', 'hits': 'nb_hits', 'conversions': 'nb_conversions', 'revenue': 'revenue'},
     'events': {'visits': 'nb_visits', 'uniq_visitors': 'nb_uniq_visitors', 'hits': 'nb_events'},
     'goals': {'conversions': 'nb_conversions', 'revenue': 'revenue'},
     'products': {'visits': 'nb_visits', 'revenue': 'revenue', 'quantity': 'quantity'},
 } %}
-{%- set measures = ['visits', 'uniq_visitors', 'actions', 'hits', 'unique_hits', 'conversions', 'revenue', 'quantity'] %}
+{%- set measures = ['visits', 'uniq_visitors', 'actions', 'hits', 'unique_hits', 'entries', 'conversions', 'revenue', 'quantity'] %}
 
 {%- set goals = matomo_report_relation('goals') %}
 

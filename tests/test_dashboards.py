@@ -1,0 +1,158 @@
+"""The Matomo dashboards (dashboards/): the spec holds together, and Superset shows the marts' numbers.
+
+The browser test runs the real path: the job with Matomo's default reports into a warehouse, the Meltano
+utility `dashboards` (`matomo-superset serve`: Superset's metadata, the bundle imported, its web server), and
+headless Chromium (the machine's, driven by Playwright) logged in and reading the dashboard.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import time
+import zipfile
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from matomo_dashboards.bundle import build, load_spec
+from matomo_simulator import MatomoSimulator
+from tap_matomo import clock
+from tap_matomo.reports.specs import DEFAULT_REPORTS
+
+from devenv.net import free_port
+from devenv.postgres import LocalPostgres
+from tests.conftest import TOKENS, new_database, project_meltano, three_day_world
+from tests.pipeline import ROOT, Meltano, query
+
+SPEC = load_spec()
+MARTS = {path.stem for path in (ROOT / "transform/models/marts").glob("*.sql")}
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+#: The flags a headless Chromium needs on a machine with no outside network (no background connections).
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PASSWORD = "dashboards-test-password"
+
+
+def charts() -> list[dict]:
+    return [chart for dashboard in SPEC["dashboards"] for row in dashboard["rows"] for chart in row]
+
+
+@pytest.mark.unit
+def test_every_chart_reads_a_mart_a_metric_it_defines_and_a_report_the_tap_copies() -> None:
+    reports = {spec.name for spec in DEFAULT_REPORTS}
+    assert set(SPEC["datasets"]) <= MARTS
+    for chart in charts():
+        metrics = chart.get("metrics") or [chart["metric"]]
+        assert set(metrics) <= set(SPEC["datasets"][chart["dataset"]]["metrics"]), chart["title"]
+        assert chart.get("report", next(iter(reports))) in reports, chart["title"]
+    for dashboard in SPEC["dashboards"]:
+        assert all(sum(chart["width"] for chart in row) <= 12 for row in dashboard["rows"]), dashboard["slug"]
+
+
+@pytest.mark.unit
+def test_the_bundle_has_a_file_per_object_and_the_same_ids_at_every_build() -> None:
+    first = build(SPEC, {}, "analytics")
+    names = zipfile.ZipFile(io.BytesIO(first)).namelist()
+    assert len([n for n in names if "/charts/" in n]) == len(charts())
+    assert len([n for n in names if "/datasets/" in n]) == len(SPEC["datasets"])
+    dataset = yaml.safe_load(
+        zipfile.ZipFile(io.BytesIO(first)).read("matomo_dashboards/datasets/matomo_warehouse/matomo_daily.yaml")
+    )
+    assert dataset["schema"] == "analytics"
+    assert build(SPEC, {}, "analytics") == first  # importing again updates, never duplicates
+
+
+@pytest.fixture(scope="module")
+def warehouse(postgres: LocalPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Meltano]]:
+    """The job with Matomo's default reports (yesterday final at once) over three days of four sites."""
+    folder = tmp_path_factory.mktemp("dashboards")
+    with new_database(postgres) as database, MatomoSimulator(three_day_world(), TOKENS) as simulator:
+        meltano = project_meltano(simulator.url, database, folder / "meltano.db")
+        meltano.env.pop("TAP_MATOMO_REPORTS")  # the default reports: what the dashboards read
+        start = (clock.utc_now() - timedelta(days=3)).date().isoformat()
+        meltano.env |= {"STARTDATE": start, "TAP_MATOMO_REPORT_FINAL_AFTER_HOURS": "0"}
+        done = meltano.run("run", "matomo-to-postgres")
+        assert done.returncode == 0, done.stderr[-3000:]
+        yield database, meltano
+
+
+@pytest.fixture(scope="module")
+def superset(warehouse: tuple[str, Meltano], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`meltano invoke dashboards serve` on the warehouse, until the module ends; its URL."""
+    _, meltano = warehouse
+    port = free_port()
+    home = tmp_path_factory.mktemp("superset-home")
+    env = {"MATOMO_SUPERSET_HOME": str(home), "SUPERSET_ADMIN_PASSWORD": PASSWORD}
+    process = meltano.popen("invoke", "dashboards", "serve", "--port", str(port), env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(1)
+        else:
+            assert process.stdout is not None
+            pytest.fail(f"Superset did not start: {process.stdout.read()[-3000:]}")
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # Meltano, matomo-superset and Superset's server
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="no Chromium on this machine (Debian: apt install chromium; or CHROMIUM=path)")
+def test_the_dashboard_renders_in_a_browser_with_the_marts_numbers(
+    warehouse: tuple[str, Meltano], superset: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    database, _ = warehouse
+    ((visits,),) = query(database, "SELECT sum(nb_visits) FROM matomo_daily")
+    ((top_page, top_hits),) = query(
+        database,
+        "SELECT label, sum(hits) FROM matomo_reports WHERE report = 'report_page_urls' AND period = 'day' "
+        "GROUP BY label ORDER BY 2 DESC, 1 LIMIT 1",
+    )
+    assert visits > 0
+    assert top_hits > 0
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 2400})
+        page.goto(f"{superset}/login/")
+        page.fill("#username", "admin")
+        page.fill("#password", PASSWORD)
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/superset/welcome/**", timeout=60_000)
+        page.goto(f"{superset}/superset/dashboard/matomo/?standalone=1")
+        # Every chart placed, the number and the table drawn (Playwright waits for each), then no request left.
+        page.locator("[data-test-chart-name]").nth(len(charts()) - 1).wait_for(timeout=180_000)
+        shown = page.locator("[data-test-chart-name='Visits'] .header-line").inner_text(timeout=180_000)
+        top_row = page.locator("[data-test-chart-name='Top pages'] tbody tr").first.inner_text(timeout=180_000)
+        page.wait_for_load_state("networkidle", timeout=180_000)
+        page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
+        names = page.locator("[data-test-chart-name]").evaluate_all("els => els.map(e => e.dataset.testChartName)")
+        errors = page.locator("[data-test='chart-container'] .alert, .ant-alert-error").count()
+        browser.close()
+    assert shown == f"{visits:,}"
+    assert top_row.split() == [top_page, f"{top_hits:,}"]
+    assert sorted(names) == sorted(chart["title"] for chart in charts())
+    assert errors == 0, f"{errors} charts show an error (screenshot: {tmp_path / 'dashboard.png'})"
