@@ -15,6 +15,7 @@ import subprocess
 import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,7 +23,9 @@ import pytest
 import requests
 import yaml
 from matomo_dashboards.bundle import build, load_spec
+from matomo_dashboards.layout import filter_id
 from matomo_simulator import MatomoSimulator
+from playwright.sync_api import Page, sync_playwright
 from tap_matomo import clock
 from tap_matomo.reports.specs import DEFAULT_REPORTS
 
@@ -45,6 +48,9 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 PASSWORD = "dashboards-test-password"
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM, reason="no Chromium on this machine (Debian: apt install chromium; or CHROMIUM=path)"
+)
 
 
 def charts() -> list[dict]:
@@ -119,12 +125,25 @@ def superset(warehouse: tuple[str, Meltano], tmp_path_factory: pytest.TempPathFa
             os.killpg(process.pid, signal.SIGKILL)
 
 
-@pytest.mark.skipif(not CHROMIUM, reason="no Chromium on this machine (Debian: apt install chromium; or CHROMIUM=path)")
+@contextmanager
+def logged_in(superset: str) -> Iterator[Page]:
+    """A page of headless Chromium, logged in to Superset as its admin."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 2400})
+        page.goto(f"{superset}/login/")
+        page.fill("#username", "admin")
+        page.fill("#password", PASSWORD)
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/superset/welcome/**", timeout=60_000)
+        yield page
+        browser.close()
+
+
+@needs_chromium
 def test_the_dashboard_renders_in_a_browser_with_the_marts_numbers(
     warehouse: tuple[str, Meltano], superset: str, tmp_path: Path
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     database, _ = warehouse
     ((visits,),) = query(database, "SELECT sum(nb_visits) FROM matomo_daily")
     ((top_page, top_hits),) = query(
@@ -134,14 +153,7 @@ def test_the_dashboard_renders_in_a_browser_with_the_marts_numbers(
     )
     assert visits > 0
     assert top_hits > 0
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 2400})
-        page.goto(f"{superset}/login/")
-        page.fill("#username", "admin")
-        page.fill("#password", PASSWORD)
-        page.keyboard.press("Enter")
-        page.wait_for_url("**/superset/welcome/**", timeout=60_000)
+    with logged_in(superset) as page:
         page.goto(f"{superset}/superset/dashboard/matomo/?standalone=1")
         # Every chart placed, the number and the table drawn (Playwright waits for each), then no request left.
         page.locator("[data-test-chart-name]").nth(len(charts()) - 1).wait_for(timeout=180_000)
@@ -151,8 +163,27 @@ def test_the_dashboard_renders_in_a_browser_with_the_marts_numbers(
         page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
         names = page.locator("[data-test-chart-name]").evaluate_all("els => els.map(e => e.dataset.testChartName)")
         errors = page.locator("[data-test='chart-container'] .alert, .ant-alert-error").count()
-        browser.close()
     assert shown == f"{visits:,}"
     assert top_row.split() == [top_page, f"{top_hits:,}"]
     assert sorted(names) == sorted(chart["title"] for chart in charts())
     assert errors == 0, f"{errors} charts show an error (screenshot: {tmp_path / 'dashboard.png'})"
+
+
+@needs_chromium
+def test_the_site_filter_shows_one_sites_numbers(warehouse: tuple[str, Meltano], superset: str) -> None:
+    """The dashboard's site filter, preset by a link as a user's choice would set it: the visits are that site's."""
+    database, _ = warehouse
+    ((site, visits),) = query(
+        database, "SELECT sitename, sum(nb_visits) FROM matomo_daily GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
+    )
+    ((all_visits,),) = query(database, "SELECT sum(nb_visits) FROM matomo_daily")
+    assert 0 < visits < all_visits
+    choice = f"(extraFormData:(filters:!((col:sitename,op:IN,val:!('{site}')))),filterState:(value:!('{site}')))"
+    link = f"{superset}/superset/dashboard/matomo/?native_filters=({filter_id('matomo', 'Site')}:{choice})"
+    with logged_in(superset) as page:
+        page.goto(link.replace(" ", "%20"))
+        number = page.locator("[data-test-chart-name='Visits'] .header-line")
+        number.wait_for(timeout=180_000)
+        page.wait_for_load_state("networkidle", timeout=180_000)
+        shown = number.inner_text()
+    assert shown == f"{visits:,}"

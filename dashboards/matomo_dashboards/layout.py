@@ -87,7 +87,7 @@ def _native_filter(slug: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     if "column" in spec:
         target["column"] = {"name": spec["column"]}
     return {
-        "id": "NATIVE_FILTER-" + object_uuid("filter", f"{slug}:{spec['name']}")[:20],
+        "id": filter_id(slug, spec["name"]),
         "name": spec["name"],
         "type": "NATIVE_FILTER",
         "filterType": filter_type,
@@ -98,3 +98,8 @@ def _native_filter(slug: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         "scope": {"rootPath": ["ROOT_ID"], "excluded": []},
         "description": "",
     }
+
+
+def filter_id(slug: str, name: str) -> str:
+    """A filter's id, the same at every import: a link can preset the filter (`?native_filters=...`)."""
+    return "NATIVE_FILTER-" + object_uuid("filter", f"{slug}:{name}")[:20]
