@@ -64,7 +64,10 @@ class SupersetError(Exception):
 def _bundle(env: Mapping[str, str], uri: str) -> bytes:
     spec = load_spec()
     schema = env.get("DBT_SCHEMA") or "public"
-    return build(spec, mart_columns(schema, list(spec["datasets"])), schema, uri)
+    columns = mart_columns(schema, list(spec["datasets"]))
+    if not any(columns.values()):
+        raise SupersetError(f"no mart in schema {schema} (DBT_SCHEMA): run `meltano run matomo-to-postgres` first")
+    return build(spec, columns, schema, uri)
 
 
 def mart_columns(schema: str, tables: list[str]) -> dict[str, list[Column]]:
