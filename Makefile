@@ -36,7 +36,7 @@ $(STAMP): $(BIN)/python requirements-dev.txt $(PACKAGES:%=%/pyproject.toml)
 	touch $(STAMP)
 
 $(PLUGINS_STAMP): $(STAMP) meltano.yml $(wildcard plugins/*/*.lock) $(PLUGIN_PACKAGES:%=%/pyproject.toml) dashboards/superset-constraints.txt
-	@echo "tap-matomo: installing the Meltano plugins: the tap, the loader, dbt (step 3 of 3)"
+	@echo "tap-matomo: installing the Meltano plugins: the tap, the loader, dbt, Superset (step 3 of 3)"
 	$(BIN)/meltano --log-level=warning install
 	touch $(PLUGINS_STAMP)
 
