@@ -1,8 +1,8 @@
 """The Matomo dashboards (dashboards/): the spec holds together, and Superset shows the marts' numbers.
 
-The browser test runs the real path: the job with Matomo's default reports into a warehouse, the Meltano
-utility `dashboards` (`matomo-superset serve`: Superset's metadata, the bundle imported, its web server), and
-headless Chromium (the machine's, driven by Playwright) logged in and reading the dashboard.
+The browser tests run the real path: the job with Matomo's default reports into a warehouse, `make
+dashboards` on it (the Meltano utility `dashboards`: Superset's metadata, the bundle imported, its web
+server), and headless Chromium (the machine's, driven by Playwright) logged in and reading the dashboard.
 """
 
 from __future__ import annotations
@@ -15,17 +15,18 @@ import subprocess
 import time
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 import yaml
 from matomo_dashboards.bundle import build, load_spec
 from matomo_dashboards.layout import filter_id
 from matomo_simulator import MatomoSimulator
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import BrowserContext, sync_playwright
 from tap_matomo import clock
 from tap_matomo.reports.specs import DEFAULT_REPORTS
 
@@ -48,6 +49,10 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 PASSWORD = "dashboards-test-password"
+#: How long a page of Superset or an element of it may take to come (ms).
+TIMEOUT_MS = 180_000
+#: How long `make dashboards` may take to stop everything it started (docs/dashboards.md).
+STOP_SECONDS = 10
 needs_chromium = pytest.mark.skipif(
     not CHROMIUM, reason="no Chromium on this machine (Debian: apt install chromium; or CHROMIUM=path)"
 )
@@ -96,53 +101,69 @@ def warehouse(postgres: LocalPostgres, tmp_path_factory: pytest.TempPathFactory)
         yield database, meltano
 
 
+@dataclass
+class Dashboards:
+    """`make dashboards` running on the test warehouse: its process, and Superset's URL."""
+
+    make: subprocess.Popen[bytes]
+    url: str
+
+
 @pytest.fixture(scope="module")
-def superset(warehouse: tuple[str, Meltano], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`meltano invoke dashboards serve` on the warehouse, until the module ends; its URL."""
+def superset(warehouse: tuple[str, Meltano], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboards]:
+    """`make dashboards` on the warehouse (the README's command), until the module ends."""
     _, meltano = warehouse
     port = free_port()
     home = tmp_path_factory.mktemp("superset-home")
-    env = {"MATOMO_SUPERSET_HOME": str(home), "SUPERSET_ADMIN_PASSWORD": PASSWORD}
-    process = meltano.popen("invoke", "dashboards", "serve", "--port", str(port), env=env)
+    env = {**os.environ, **meltano.env, "MATOMO_SUPERSET_PORT": str(port), "MATOMO_SUPERSET_HOME": str(home)}
+    env["SUPERSET_ADMIN_PASSWORD"] = PASSWORD
+    log = (home / "make.log").open("wb")
+    make = subprocess.Popen(["make", "--no-print-directory", "dashboards"], cwd=ROOT, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
+    started: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and process.poll() is None:
+        while time.monotonic() < deadline and make.poll() is None:
             try:
                 if requests.get(f"{url}/health", timeout=2).status_code == 200:
                     break
             except requests.ConnectionError:
                 time.sleep(1)
         else:
-            assert process.stdout is not None
-            pytest.fail(f"Superset did not start: {process.stdout.read()[-3000:]}")
-        yield url
+            pytest.fail(f"Superset did not start: {(home / 'make.log').read_text()[-3000:]}")
+        started = psutil.Process(make.pid).children(recursive=True)
+        yield Dashboards(make, url)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)  # Meltano, matomo-superset and Superset's server
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        for process in [*started, psutil.Process(make.pid)] if make.poll() is None else started:
+            if process.is_running():
+                process.kill()
+        make.wait()
 
 
-@contextmanager
-def logged_in(superset: str) -> Iterator[Page]:
-    """A page of headless Chromium, logged in to Superset as its admin."""
+@pytest.fixture(scope="module")
+def browser(superset: Dashboards) -> Iterator[BrowserContext]:
+    """Headless Chromium, logged in to Superset as its admin once for the module's pages."""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 2400})
-        page.goto(f"{superset}/login/")
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        context = chromium.new_context(viewport={"width": 1600, "height": 2400})
+        # Superset's pages are heavy for a machine busy with other tests: minutes, not Playwright's 30 s.
+        context.set_default_timeout(TIMEOUT_MS)
+        context.set_default_navigation_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        page.goto(f"{superset.url}/login/")
         page.fill("#username", "admin")
         page.fill("#password", PASSWORD)
         page.keyboard.press("Enter")
-        page.wait_for_url("**/superset/welcome/**", timeout=60_000)
-        yield page
-        browser.close()
+        # Logged in once the login page is left (the next page's own loading is not waited for here).
+        page.wait_for_url(lambda url: "/login" not in url, wait_until="commit")
+        page.close()
+        yield context
+        chromium.close()
 
 
 @needs_chromium
 def test_the_dashboard_renders_in_a_browser_with_the_marts_numbers(
-    warehouse: tuple[str, Meltano], superset: str, tmp_path: Path
+    warehouse: tuple[str, Meltano], superset: Dashboards, browser: BrowserContext, tmp_path: Path
 ) -> None:
     database, _ = warehouse
     ((visits,),) = query(database, "SELECT sum(nb_visits) FROM matomo_daily")
@@ -153,13 +174,13 @@ def test_the_dashboard_renders_in_a_browser_with_the_marts_numbers(
     )
     assert visits > 0
     assert top_hits > 0
-    with logged_in(superset) as page:
-        page.goto(f"{superset}/superset/dashboard/matomo/?standalone=1")
+    with browser.new_page() as page:
+        page.goto(f"{superset.url}/superset/dashboard/matomo/?standalone=1")
         # Every chart placed, the number and the table drawn (Playwright waits for each), then no request left.
-        page.locator("[data-test-chart-name]").nth(len(charts()) - 1).wait_for(timeout=180_000)
-        shown = page.locator("[data-test-chart-name='Visits'] .header-line").inner_text(timeout=180_000)
-        top_row = page.locator("[data-test-chart-name='Top pages'] tbody tr").first.inner_text(timeout=180_000)
-        page.wait_for_load_state("networkidle", timeout=180_000)
+        page.locator("[data-test-chart-name]").nth(len(charts()) - 1).wait_for()
+        shown = page.locator("[data-test-chart-name='Visits'] .header-line").inner_text()
+        top_row = page.locator("[data-test-chart-name='Top pages'] tbody tr").first.inner_text()
+        page.wait_for_load_state("networkidle")
         page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
         names = page.locator("[data-test-chart-name]").evaluate_all("els => els.map(e => e.dataset.testChartName)")
         errors = page.locator("[data-test='chart-container'] .alert, .ant-alert-error").count()
@@ -170,7 +191,9 @@ def test_the_dashboard_renders_in_a_browser_with_the_marts_numbers(
 
 
 @needs_chromium
-def test_the_site_filter_shows_one_sites_numbers(warehouse: tuple[str, Meltano], superset: str) -> None:
+def test_the_site_filter_shows_one_sites_numbers(
+    warehouse: tuple[str, Meltano], superset: Dashboards, browser: BrowserContext
+) -> None:
     """The dashboard's site filter, preset by a link as a user's choice would set it: the visits are that site's."""
     database, _ = warehouse
     ((site, visits),) = query(
@@ -179,11 +202,21 @@ def test_the_site_filter_shows_one_sites_numbers(warehouse: tuple[str, Meltano],
     ((all_visits,),) = query(database, "SELECT sum(nb_visits) FROM matomo_daily")
     assert 0 < visits < all_visits
     choice = f"(extraFormData:(filters:!((col:sitename,op:IN,val:!('{site}')))),filterState:(value:!('{site}')))"
-    link = f"{superset}/superset/dashboard/matomo/?native_filters=({filter_id('matomo', 'Site')}:{choice})"
-    with logged_in(superset) as page:
+    link = f"{superset.url}/superset/dashboard/matomo/?native_filters=({filter_id('matomo', 'Site')}:{choice})"
+    with browser.new_page() as page:
         page.goto(link.replace(" ", "%20"))
         number = page.locator("[data-test-chart-name='Visits'] .header-line")
-        number.wait_for(timeout=180_000)
-        page.wait_for_load_state("networkidle", timeout=180_000)
+        number.wait_for()
+        page.wait_for_load_state("networkidle")
         shown = number.inner_text()
     assert shown == f"{visits:,}"
+
+
+def test_sigterm_to_make_dashboards_stops_every_process_it_started(superset: Dashboards) -> None:
+    """SIGTERM to `make` alone (as a supervisor or `timeout` sends it): Meltano, matomo-superset and
+    Superset's server are all gone within 10 s. Runs last: it stops the module's Superset."""
+    started = psutil.Process(superset.make.pid).children(recursive=True)
+    assert any("superset run" in " ".join(p.cmdline()) for p in started)
+    superset.make.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs([psutil.Process(superset.make.pid), *started], timeout=STOP_SECONDS)
+    assert not alive, [" ".join(p.cmdline())[:120] for p in alive]
