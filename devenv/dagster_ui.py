@@ -10,11 +10,9 @@ lists, through Dagster's GraphQL API, what the UI shows.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from devenv.demo import DEMO_TOKEN, LOCAL, ROOT, start_postgres, start_simulator
+from devenv.until_stopped import run_until_stopped
 
 DAGSTER_PORT = int(os.environ.get("DAGSTER_PORT", "3000"))
 #: How long dg dev has to stop what it started once asked; then its processes are killed.
@@ -47,35 +46,12 @@ def main() -> int:
         command = [dg, "dev", "-m", "matomo_orchestrate.definitions", "-h", "127.0.0.1", "-p", str(DAGSTER_PORT)]
         shards = env["MATOMO_SHARDS"]
         print(f"Dagster UI on http://127.0.0.1:{DAGSTER_PORT} ({shards} shards); Ctrl-C stops", flush=True)
-        # dg dev in a session of its own: a signal to this process (Ctrl-C, or the SIGTERM make passes on)
-        # is passed on once as SIGINT, after which dg dev stops the webserver, daemon and code servers it
-        # started (a second signal would cut that short); what still runs after STOP_SECONDS is killed.
-        process = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
-        signal.signal(signal.SIGTERM, _interrupt)
-        signal.signal(signal.SIGHUP, _interrupt)
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            print("stopping Dagster...", flush=True)
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                print(f"Dagster still running after {STOP_SECONDS} s: killed", flush=True)
-            return 0
-        finally:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the clean-up below is not cut short
-            _kill_group(process.pid)  # dg dev's children left behind, or dg dev itself
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _kill_group(group: int) -> None:
-    """Kill every process still in dg dev's session (its process group)."""
-    with contextlib.suppress(ProcessLookupError):  # none left
-        os.killpg(group, signal.SIGKILL)
+        # dg dev stops the webserver, daemon and code servers it started on one SIGINT (a second signal would
+        # cut that short).
+        return run_until_stopped(
+            command, env=env, cwd=ROOT, name="Dagster", stop_signal=signal.SIGINT, whole_session=False,
+            stop_seconds=STOP_SECONDS,
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,11 +8,9 @@ which stop every process it started.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,9 +18,10 @@ import psycopg
 from dotenv import dotenv_values
 
 from devenv.demo import DEMO_DB, ROOT, demo_server
+from devenv.until_stopped import run_until_stopped
 
 #: How long Superset has to stop once asked; then what is left is killed.
-STOP_SECONDS = 10
+STOP_SECONDS = 7
 
 
 def main() -> int:
@@ -37,33 +36,12 @@ def main() -> int:
             print("No demo data yet: run `make demo` first (or set PGDATABASE to your warehouse).", file=sys.stderr)
             return 2
     meltano = shutil.which("meltano", path=str(Path(sys.executable).parent)) or "meltano"
-    # Meltano, matomo-superset and Superset's server in a session of their own: Ctrl-C, or the SIGTERM make
-    # passes on, reaches all of them once; what still runs after STOP_SECONDS is killed.
-    process = subprocess.Popen([meltano, "invoke", "dashboards:ui"], env=env, cwd=ROOT, start_new_session=True)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        print("stopping Superset...", flush=True)
-        _signal_group(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            print(f"Superset still running after {STOP_SECONDS} s: killed", flush=True)
-        return 0
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the clean-up below is not cut short
-        _signal_group(process.pid, signal.SIGKILL)  # what is left of the session
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _signal_group(group: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):  # none left
-        os.killpg(group, signum)
+    # Meltano, matomo-superset and Superset's server: a chain in which a signal is not passed on.
+    command = [meltano, "invoke", "dashboards:ui"]
+    return run_until_stopped(
+        command, env=env, cwd=ROOT, name="Superset", stop_signal=signal.SIGTERM, whole_session=True,
+        stop_seconds=STOP_SECONDS,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
