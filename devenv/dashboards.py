@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 from dotenv import dotenv_values
 
-from devenv.demo import DEMO_DB, ROOT, demo_server
+from devenv.demo import DEMO_DB, ROOT, demo_server, start_demo_server
 from devenv.until_stopped import run_until_stopped
 
 #: How long Superset has to stop once asked; then what is left is killed.
@@ -27,7 +27,7 @@ STOP_SECONDS = 7
 def main() -> int:
     env = {**{k: v for k, v in dotenv_values(ROOT / ".env").items() if v is not None}, **os.environ}
     if not (env.get("PGDATABASE") or env.get("PGHOST")):
-        server = demo_server().start()
+        server = start_demo_server(demo_server())
         server.wait_ready()
         env["PGDATABASE"] = server.url.rsplit("/", 1)[0] + f"/{DEMO_DB}"
         with psycopg.connect(server.url) as conn:

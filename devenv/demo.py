@@ -28,7 +28,7 @@ from pgurl import libpq_environment
 from psycopg import sql
 
 from devenv.net import free_port
-from devenv.postgres import LocalPostgres, binaries
+from devenv.postgres import LocalPostgres, PortInUseError, binaries
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
@@ -65,10 +65,18 @@ def demo_server() -> LocalPostgres:
     return LocalPostgres(LOCAL / "pgdata", int(os.environ.get("DEMO_PG_PORT", "54329")))
 
 
+def start_demo_server(server: LocalPostgres) -> LocalPostgres:
+    """The demo's PostgreSQL started, or one line saying why not when its port is taken."""
+    try:
+        return server.start()
+    except PortInUseError as exc:
+        raise SystemExit(f"{exc} (another clone's demo? DEMO_PG_PORT sets another port)") from None
+
+
 def start_postgres(stack: ExitStack) -> str:
     server = demo_server()
     was_running = server.is_running()
-    server.start()
+    start_demo_server(server)
     if not was_running:
         stack.callback(server.stop)
     with psycopg.connect(server.url, autocommit=True) as conn:
@@ -125,7 +133,7 @@ def report(env: dict[str, str], seconds: float, started_server: bool) -> None:
 
 def psql() -> int:
     """psql on the demo database, its server started if stopped (left running: `make clean` removes it)."""
-    server = demo_server().start()
+    server = start_demo_server(demo_server())
     server.wait_ready()
     url = server.url.rsplit("/", 1)[0] + f"/{DEMO_DB}"
     print(f"psql {url}", flush=True)

@@ -123,6 +123,10 @@ def _runtime_data_dir(requested: Path, user: pwd.struct_passwd | None) -> Path:
     return _scratch(f"tap-matomo-pgdata-{key}")
 
 
+class PortInUseError(RuntimeError):
+    """The server's port is taken (by another server: another clone's demo, a system PostgreSQL...)."""
+
+
 @dataclass
 class LocalPostgres:
     """A server whose data is `requested_dir` (or its stand-in in the temporary folder, under root)."""
@@ -183,6 +187,8 @@ class LocalPostgres:
         done = self._ctl("-w", "-t", "60", "-o", options, "-l", str(self.data_dir / "server.log"), "start", check=False)
         if done.returncode != 0:
             log = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
+            if "Address already in use" in log:
+                raise PortInUseError(f"PostgreSQL cannot listen on 127.0.0.1:{self.port}: the port is in use")
             msg = f"PostgreSQL did not start on 127.0.0.1:{self.port}: {done.stderr.strip()}\n{log}"
             raise RuntimeError(msg)
         return self
