@@ -85,6 +85,8 @@ def test_the_bundle_has_a_file_per_object_and_the_same_ids_at_every_build() -> N
     )
     assert dataset["schema"] == "analytics"
     assert build(SPEC, {}, "analytics") == first  # importing again updates, never duplicates
+    # ... and no build time inside (the entries' dates followed the clock: builds differed across seconds)
+    assert {entry.date_time for entry in zipfile.ZipFile(io.BytesIO(first)).infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
 
 @pytest.fixture(scope="module")

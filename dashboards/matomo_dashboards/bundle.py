@@ -27,6 +27,8 @@ DATABASE_NAME = "Matomo warehouse"
 LIBPQ_URI = "postgresql+psycopg2://"
 #: Rows of a report table: the top ten, as Matomo's widgets show.
 TOP_ROWS = 10
+#: The date of every file in the bundle (ZIP's earliest).
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 #: Superset's column types that are times: such columns get the time range and grain.
 TIME_TYPES = ("date", "timestamp")
 
@@ -65,7 +67,9 @@ def build(spec: Mapping[str, Any], columns: Mapping[str, list[Column]], schema: 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
         for path, content in files_.items():
-            bundle.writestr(f"matomo_dashboards/{path}", yaml.safe_dump(content, sort_keys=False))
+            # A fixed date in every entry: the same definition gives the same bytes (not the time of the build).
+            entry = zipfile.ZipInfo(f"matomo_dashboards/{path}", date_time=ZIP_DATE)
+            bundle.writestr(entry, yaml.safe_dump(content, sort_keys=False), zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 
