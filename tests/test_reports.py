@@ -264,11 +264,14 @@ def test_bulk_and_paged_requests_give_the_same_records(
     simulator: MatomoSimulator, report_config: dict, tmp_path: Path
 ) -> None:
     config = report_config | {"reports": [{"method": "Referrers.getReferrerType"}, {"method": "Actions.getPageUrls"}]}
+    # The two reports' requests, bulked or not (VisitsSummary.get, a day's visits for the ledger, is asked
+    # the same either way: counted, the ratio fell to 2 on days when a plan split into 7 days and 1).
+    reports_asked = {"Referrers.getReferrerType", "Actions.getPageUrls", "API.getBulkRequest"}
     one_by_one = run_tap(tmp_path, config)
-    single = len(report_requests(simulator))
+    single = sum(r["method"] in reports_asked for r in report_requests(simulator))
     since = len(simulator.requests)
     bulk = run_tap(tmp_path, config | {"report_bulk_size": 7})
-    bulked = len(report_requests(simulator, since))
+    bulked = sum(r["method"] in reports_asked for r in report_requests(simulator, since))
     since = len(simulator.requests)
     paged = run_tap(tmp_path, config | {"report_page_size": 3})
     pages = report_requests(simulator, since)
